@@ -1,0 +1,1 @@
+"""Fan-out of ledger events to webhooks and NATS JetStream."""

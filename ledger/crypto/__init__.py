@@ -1,0 +1,1 @@
+"""Cryptographic formats (license keys, envelopes). Pure functions over bytes."""
