@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): routers, schemas, authentication and the error mapping."""

@@ -1,0 +1,121 @@
+"""Request and response bodies. Unknown fields are refused (422)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PolicyCreate(Strict):
+    name: str = Field(min_length=1, max_length=200, examples=["Pro, yearly"])
+    duration_seconds: int | None = Field(default=None, ge=1, examples=[31536000])
+    max_machines: int | None = Field(default=None, ge=0, le=1_000_000, examples=[3])
+    expiration_strategy: Literal["RESTRICT_ACCESS", "MAINTAIN_ACCESS"] = "RESTRICT_ACCESS"
+    grace_period_seconds: int = Field(default=0, ge=0, le=366 * 86400)
+    entitlements: list[str] = Field(default_factory=list, max_length=1000, examples=[["pro"]])
+
+
+class PolicyOut(BaseModel):
+    id: str
+    org_id: str
+    name: str
+    duration_seconds: int | None
+    max_machines: int | None
+    expiration_strategy: str
+    grace_period_seconds: int
+    entitlements: list[str]
+    created_at: datetime | None = None
+
+
+class LicenseIssue(Strict):
+    policy_id: str = Field(examples=["6c1f7d9e-1f0b-4f5e-9d8a-2b7c3e4f5a6b"])
+    expires_at: AwareDatetime | None = None
+    max_machines: int | None = Field(default=None, ge=0, le=1_000_000)
+    entitlements: list[str] = Field(default_factory=list, max_length=1000)
+    licensee_name: str | None = Field(default=None, max_length=200, examples=["Ada Lovelace"])
+    licensee_email: str | None = Field(default=None, max_length=320, examples=["ada@example.com"])
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Machine(BaseModel):
+    fingerprint: str
+    name: str
+    activated_at: datetime | None = None
+    last_check_in: datetime | None = None
+
+
+class Licensee(BaseModel):
+    subject_id: str | None
+    name: str | None
+    email: str | None
+
+
+class LicenseOut(BaseModel):
+    id: str
+    org_id: str
+    policy_id: str | None
+    status: str
+    expires_at: datetime | None
+    grace_period_seconds: int
+    expiration_strategy: str
+    max_machines: int | None
+    machines: list[Machine]
+    entitlements: list[str]
+    licensee: Licensee
+    metadata: dict[str, Any]
+    key: str | None = Field(default=None, description="the current license key")
+    created_at: datetime
+    updated_at: datetime
+    last_check_in: datetime | None
+    version: int
+
+
+class LicenseList(BaseModel):
+    data: list[LicenseOut]
+    next_cursor: str | None
+
+
+class Reason(Strict):
+    reason: str = Field(default="", max_length=500)
+
+
+class Renew(Strict):
+    basis: Literal["from_expiry", "from_now"] = "from_expiry"
+    duration_seconds: int | None = Field(default=None, ge=1)
+
+
+class MachineActivate(Strict):
+    fingerprint: str = Field(min_length=1, max_length=256, examples=["4f:3a:9c:11:de:02"])
+    name: str = Field(default="", max_length=200)
+
+
+class CheckIn(Strict):
+    fingerprint: str | None = Field(default=None, min_length=1, max_length=256)
+
+
+class EntitlementsChange(Strict):
+    add: list[str] = Field(default_factory=list, max_length=1000)
+    remove: list[str] = Field(default_factory=list, max_length=1000)
+
+
+class ValidateKey(Strict):
+    key: str = Field(min_length=1, max_length=16_384)
+    fingerprint: str | None = Field(default=None, min_length=1, max_length=256)
+    fingerprints: list[str] = Field(default_factory=list, max_length=100)
+    entitlements: list[str] = Field(default_factory=list, max_length=100)
+    nonce: str | None = Field(default=None, max_length=128)
+
+
+class ValidationOut(BaseModel):
+    valid: bool
+    code: str
+    detail: str
+    license_id: str | None
+    time: datetime
+    nonce: str | None = None

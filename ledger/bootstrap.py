@@ -1,0 +1,129 @@
+"""The composition root: settings in, a wired ledger out. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.utils import get_topic
+from sqlalchemy.engine import Engine
+
+from ledger.application import LedgerApplication
+from ledger.crypto import aead
+from ledger.crypto.apikeys import generate_api_key
+from ledger.domain.apikey import ApiKey
+from ledger.domain.organization import Organization
+from ledger.domain.values import Actor, RequestContext
+from ledger.keyring import SigningKeyring
+from ledger.settings import Settings
+from ledger.storage import create_store_engines, event_store_env
+from ledger.validating import ValidationService
+from projections.licenses import LicenseProjection, LicenseView
+from projections.runtime import Projection, ProjectionRunner
+
+
+def load_kek(settings: Settings) -> aead.KeyEncryptionKey:
+    if settings.kek is not None:
+        return aead.kek_from_env(settings.kek.get_secret_value())
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return aead.load_or_create_kek_file(settings.data_dir / "kek.key")
+
+
+@dataclass
+class Ledger:
+    """Everything a process needs, built once from settings."""
+
+    settings: Settings
+    app: LedgerApplication
+    keyring: SigningKeyring
+    writer: Engine
+    reader: Engine
+    runner: ProjectionRunner
+    licenses: LicenseView
+    validator: ValidationService
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def start_workers(self) -> None:
+        self.app.save_listeners.append(self.runner.poke)
+        self.runner.start()
+
+    def close(self) -> None:
+        self.runner.stop()
+        self.app.close()
+        self.writer.dispose()
+        self.reader.dispose()
+
+    # ---------------------------------------------------------------- first run
+
+    def create_api_key(
+        self,
+        org_id: UUID,
+        *,
+        name: str,
+        permissions: list[str],
+        actor: Actor,
+        context: RequestContext | None = None,
+        **options: Any,
+    ) -> tuple[ApiKey, str]:
+        generated = generate_api_key(self.settings.api_key_env)
+        key = self.app.create_api_key(
+            org_id,
+            key_id=generated.key_id,
+            secret_hash=generated.secret_hash,
+            name=name,
+            permissions=permissions,
+            actor=actor,
+            context=context or RequestContext.none(),
+            **options,
+        )
+        return key, generated.token
+
+    def has_organizations(self) -> bool:
+        topic = get_topic(Organization.Created)
+        return bool(self.app.recorder.select_notifications(1, 1, topics=[topic]))
+
+    def ensure_first_org(self, name: str = "Default") -> tuple[Organization, str] | None:
+        """On a fresh store, create a first org and its admin API key (shown once)."""
+        if self.has_organizations():
+            return None
+        actor = cli_actor()
+        org = self.app.create_organization(name, actor, RequestContext.none())
+        _, token = self.create_api_key(
+            org.id, name="first admin key", permissions=["admin"], actor=actor
+        )
+        return org, token
+
+
+def cli_actor() -> Actor:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name in some containers
+        user = "unknown"
+    return Actor(kind="cli", id=user)
+
+
+def projections() -> list[Projection]:
+    return [LicenseProjection()]
+
+
+def bootstrap(settings: Settings | None = None) -> Ledger:
+    settings = settings or Settings()
+    writer, reader = create_store_engines(settings)
+    keyring = SigningKeyring(writer, load_kek(settings))
+    keyring.create_tables()
+    app = LedgerApplication(event_store_env(settings), keyring=keyring)
+    runner = ProjectionRunner(app, writer, projections(), poll_interval=settings.poll_interval)
+    runner.create_tables()
+    licenses = LicenseView(reader)
+    return Ledger(
+        settings=settings,
+        app=app,
+        keyring=keyring,
+        writer=writer,
+        reader=reader,
+        runner=runner,
+        licenses=licenses,
+        validator=ValidationService(licenses),
+    )

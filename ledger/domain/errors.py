@@ -1,0 +1,79 @@
+"""The ledger's error tree. Every boundary (HTTP, CLI) maps these, and only these, to answers.
+
+LedgerError
+├── InvalidInputError            bad arguments to a command (VALIDATION_ERROR)
+├── NotFoundError
+│   ├── OrganizationNotFoundError
+│   ├── PolicyNotFoundError
+│   ├── LicenseNotFoundError
+│   ├── MachineNotFoundError
+│   └── ApiKeyNotFoundError
+├── ConflictError
+│   ├── IllegalTransitionError       e.g. suspending a suspended license
+│   ├── MachineLimitExceededError    max_machines reached
+│   └── ConcurrencyError             optimistic-concurrency retries exhausted
+├── AuthenticationError           missing, malformed, unknown, expired or revoked API key
+└── PermissionDeniedError         the key lacks a permission or the caller is outside its allowlist
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Root of every error the ledger raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInputError(LedgerError):
+    pass
+
+
+class NotFoundError(LedgerError):
+    pass
+
+
+class OrganizationNotFoundError(NotFoundError):
+    pass
+
+
+class PolicyNotFoundError(NotFoundError):
+    pass
+
+
+class LicenseNotFoundError(NotFoundError):
+    pass
+
+
+class MachineNotFoundError(NotFoundError):
+    pass
+
+
+class ApiKeyNotFoundError(NotFoundError):
+    pass
+
+
+class ConflictError(LedgerError):
+    pass
+
+
+class IllegalTransitionError(ConflictError):
+    pass
+
+
+class MachineLimitExceededError(ConflictError):
+    pass
+
+
+class ConcurrencyError(ConflictError):
+    pass
+
+
+class AuthenticationError(LedgerError):
+    pass
+
+
+class PermissionDeniedError(LedgerError):
+    pass

@@ -1,0 +1,306 @@
+"""The validation read model: per license, what validation needs, and nothing personal.
+
+Rows: organizations, policies, licenses (with machines and entitlements as JSON) and the SHA-256
+of every key a license was issued (never the key). ``validate-key`` reads one joined row.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ledger.domain.license import License
+from ledger.domain.organization import Organization, Policy
+from ledger.domain.validation import ExpirationStrategy, LicenseState
+from projections.runtime import Projection, handles
+
+metadata = sa.MetaData()
+
+orgs = sa.Table(
+    "org_view",
+    metadata,
+    sa.Column("org_id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+policies = sa.Table(
+    "policy_view",
+    metadata,
+    sa.Column("policy_id", sa.String(36), primary_key=True),
+    sa.Column("org_id", sa.String(36), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("duration_seconds", sa.BigInteger),
+    sa.Column("max_machines", sa.Integer),
+    sa.Column("expiration_strategy", sa.String(32), nullable=False),
+    sa.Column("grace_period_seconds", sa.Integer, nullable=False),
+    sa.Column("entitlements", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+licenses = sa.Table(
+    "license_view",
+    metadata,
+    sa.Column("license_id", sa.String(36), primary_key=True),
+    sa.Column("org_id", sa.String(36), nullable=False),
+    sa.Column("policy_id", sa.String(36)),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+    sa.Column("suspended", sa.Boolean, nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Column("grace_period_seconds", sa.Integer, nullable=False),
+    sa.Column("expiration_strategy", sa.String(32), nullable=False),
+    sa.Column("max_machines", sa.Integer),
+    sa.Column("machines", sa.Text, nullable=False),
+    sa.Column("entitlements", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_check_in", sa.DateTime(timezone=True)),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_license_view_org_created", "org_id", "created_at", "license_id"),
+)
+
+license_keys = sa.Table(
+    "license_key_view",
+    metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("org_id", sa.String(36), nullable=False),
+    sa.Column("license_id", sa.String(36), nullable=False, index=True),
+)
+
+
+def _dt(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class LicenseProjection(Projection):
+    name = "licenses"
+    metadata = metadata
+
+    def clear(self, conn: Connection) -> None:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(sa.delete(table))
+
+    # ------------------------------------------------------------------ handlers
+
+    @handles(Organization.Created)
+    def organization_created(self, conn: Connection, ev: Any, _nid: int) -> None:
+        conn.execute(
+            sa.insert(orgs).values(
+                org_id=str(ev.originator_id), name=ev.name, created_at=ev.timestamp
+            )
+        )
+
+    @handles(Policy.Created)
+    def policy_created(self, conn: Connection, ev: Any, _nid: int) -> None:
+        conn.execute(
+            sa.insert(policies).values(
+                policy_id=str(ev.originator_id),
+                org_id=str(ev.org_id),
+                name=ev.name,
+                duration_seconds=ev.duration_seconds,
+                max_machines=ev.max_machines,
+                expiration_strategy=ev.expiration_strategy,
+                grace_period_seconds=ev.grace_period_seconds,
+                entitlements=json.dumps(sorted(ev.entitlements)),
+                created_at=ev.timestamp,
+            )
+        )
+
+    @handles(License.Issued)
+    def license_issued(self, conn: Connection, ev: Any, _nid: int) -> None:
+        lid = str(ev.originator_id)
+        conn.execute(
+            sa.insert(licenses).values(
+                license_id=lid,
+                org_id=str(ev.org_id),
+                policy_id=str(ev.policy_id) if ev.policy_id else None,
+                revoked=False,
+                suspended=False,
+                expires_at=ev.expires_at,
+                grace_period_seconds=ev.grace_period_seconds,
+                expiration_strategy=ev.expiration_strategy,
+                max_machines=ev.max_machines,
+                machines="{}",
+                entitlements=json.dumps(sorted(ev.entitlements)),
+                created_at=ev.timestamp,
+                updated_at=ev.timestamp,
+                version=ev.originator_version,
+            )
+        )
+        self._add_key(conn, ev, lid)
+
+    def _add_key(self, conn: Connection, ev: Any, lid: str) -> None:
+        exists = conn.execute(
+            sa.select(license_keys.c.key_hash).where(license_keys.c.key_hash == ev.key_hash)
+        ).first()
+        if exists is None:
+            conn.execute(
+                sa.insert(license_keys).values(
+                    key_hash=ev.key_hash, org_id=str(ev.org_id), license_id=lid
+                )
+            )
+
+    def _update(self, conn: Connection, ev: Any, **values: Any) -> None:
+        conn.execute(
+            sa.update(licenses)
+            .where(licenses.c.license_id == str(ev.originator_id))
+            .values(updated_at=ev.timestamp, version=ev.originator_version, **values)
+        )
+
+    def _machines(self, conn: Connection, ev: Any) -> dict[str, Any]:
+        row = conn.execute(
+            sa.select(licenses.c.machines).where(licenses.c.license_id == str(ev.originator_id))
+        ).first()
+        return dict(json.loads(row.machines)) if row is not None else {}
+
+    @handles(License.MachineActivated)
+    def machine_activated(self, conn: Connection, ev: Any, _nid: int) -> None:
+        machines = self._machines(conn, ev)
+        machines[ev.fingerprint] = {"name": ev.name, "activated_at": ev.timestamp.isoformat()}
+        self._update(conn, ev, machines=json.dumps(machines, sort_keys=True))
+
+    @handles(License.MachineDeactivated)
+    def machine_deactivated(self, conn: Connection, ev: Any, _nid: int) -> None:
+        machines = self._machines(conn, ev)
+        machines.pop(ev.fingerprint, None)
+        self._update(conn, ev, machines=json.dumps(machines, sort_keys=True))
+
+    @handles(License.Suspended)
+    def license_suspended(self, conn: Connection, ev: Any, _nid: int) -> None:
+        self._update(conn, ev, suspended=True)
+
+    @handles(License.Reinstated)
+    def license_reinstated(self, conn: Connection, ev: Any, _nid: int) -> None:
+        self._update(conn, ev, suspended=False)
+
+    @handles(License.Revoked)
+    def license_revoked(self, conn: Connection, ev: Any, _nid: int) -> None:
+        self._update(conn, ev, revoked=True)
+
+    @handles(License.Renewed)
+    def license_renewed(self, conn: Connection, ev: Any, _nid: int) -> None:
+        self._update(conn, ev, expires_at=ev.expires_at)
+        self._add_key(conn, ev, str(ev.originator_id))
+
+    @handles(License.EntitlementsChanged)
+    def entitlements_changed(self, conn: Connection, ev: Any, _nid: int) -> None:
+        self._update(conn, ev, entitlements=json.dumps(sorted(ev.entitlements)))
+        self._add_key(conn, ev, str(ev.originator_id))
+
+    @handles(License.CheckedIn)
+    def license_checked_in(self, conn: Connection, ev: Any, _nid: int) -> None:
+        values: dict[str, Any] = {"last_check_in": ev.timestamp}
+        if ev.fingerprint is not None:
+            machines = self._machines(conn, ev)
+            if ev.fingerprint in machines:
+                machines[ev.fingerprint]["last_check_in"] = ev.timestamp.isoformat()
+                values["machines"] = json.dumps(machines, sort_keys=True)
+        self._update(conn, ev, **values)
+
+
+def row_to_state(row: Any) -> LicenseState:
+    return LicenseState(
+        revoked=bool(row.revoked),
+        suspended=bool(row.suspended),
+        expires_at=_dt(row.expires_at),
+        grace_period=timedelta(seconds=row.grace_period_seconds),
+        expiration_strategy=ExpirationStrategy(row.expiration_strategy),
+        max_machines=row.max_machines,
+        fingerprints=frozenset(json.loads(row.machines)),
+        entitlements=frozenset(json.loads(row.entitlements)),
+    )
+
+
+def row_to_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.license_id,
+        "org_id": row.org_id,
+        "policy_id": row.policy_id,
+        "revoked": bool(row.revoked),
+        "suspended": bool(row.suspended),
+        "expires_at": _dt(row.expires_at),
+        "max_machines": row.max_machines,
+        "machines": json.loads(row.machines),
+        "entitlements": json.loads(row.entitlements),
+        "created_at": _dt(row.created_at),
+        "updated_at": _dt(row.updated_at),
+        "last_check_in": _dt(row.last_check_in),
+        "version": row.version,
+        "state": row_to_state(row),
+    }
+
+
+class LicenseView:
+    """Queries over the validation read model. Every query is scoped by organization."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def lookup_key(self, org_id: UUID, key_hash: str) -> tuple[str, LicenseState] | None:
+        stmt = (
+            sa.select(licenses)
+            .join(license_keys, license_keys.c.license_id == licenses.c.license_id)
+            .where(license_keys.c.key_hash == key_hash, license_keys.c.org_id == str(org_id))
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return None if row is None else (row.license_id, row_to_state(row))
+
+    def get(self, org_id: UUID, license_id: UUID) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(licenses).where(
+                    licenses.c.org_id == str(org_id), licenses.c.license_id == str(license_id)
+                )
+            ).first()
+        return None if row is None else row_to_dict(row)
+
+    def list(
+        self, org_id: UUID, *, after: tuple[datetime, str] | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        stmt = sa.select(licenses).where(licenses.c.org_id == str(org_id))
+        if after is not None:
+            at, lid = after
+            stmt = stmt.where(
+                sa.or_(
+                    licenses.c.created_at > at,
+                    sa.and_(licenses.c.created_at == at, licenses.c.license_id > lid),
+                )
+            )
+        stmt = stmt.order_by(licenses.c.created_at, licenses.c.license_id).limit(limit)
+        with self.engine.connect() as conn:
+            return [row_to_dict(r) for r in conn.execute(stmt).all()]
+
+    def list_policies(self, org_id: UUID) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(policies)
+                .where(policies.c.org_id == str(org_id))
+                .order_by(policies.c.created_at)
+            ).all()
+        return [
+            {
+                "id": r.policy_id,
+                "org_id": r.org_id,
+                "name": r.name,
+                "duration_seconds": r.duration_seconds,
+                "max_machines": r.max_machines,
+                "expiration_strategy": r.expiration_strategy,
+                "grace_period_seconds": r.grace_period_seconds,
+                "entitlements": json.loads(r.entitlements),
+                "created_at": _dt(r.created_at),
+            }
+            for r in rows
+        ]
+
+    def list_orgs(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(orgs).order_by(orgs.c.created_at)).all()
+        return [{"id": r.org_id, "name": r.name, "created_at": _dt(r.created_at)} for r in rows]
