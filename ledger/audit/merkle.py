@@ -62,9 +62,7 @@ def _subtree_root(leaf_hashes: Sequence[bytes], lo: int, hi: int) -> bytes:
     if n == 1:
         return leaf_hashes[lo]
     k = _split(n)
-    return node_hash(
-        _subtree_root(leaf_hashes, lo, lo + k), _subtree_root(leaf_hashes, lo + k, hi)
-    )
+    return node_hash(_subtree_root(leaf_hashes, lo, lo + k), _subtree_root(leaf_hashes, lo + k, hi))
 
 
 def root(leaf_hashes: Sequence[bytes]) -> bytes:
@@ -137,7 +135,9 @@ def verify_inclusion(
 ) -> None:
     """Check that ``leaf_hash`` sits at ``index`` in the tree of ``tree_size`` with ``root``.
 
-    RFC 9162 §2.1.3.2. Raises ``MerkleProofError`` on any failure.
+    RFC 9162 §2.1.3.2. Raises ``MerkleProofError`` on any failure. A proof carries hashes,
+    not positions, so it also fits any ``(index, tree_size)`` whose audit path has the same
+    shape; take ``tree_size`` from a verified checkpoint, never from the proof's sender.
     """
     if not 0 <= index < tree_size:
         raise MerkleProofError("leaf index outside the tree")
