@@ -84,11 +84,14 @@ def _valid_name(name: str) -> bool:
 
 
 def _b64decode(text: str) -> bytes:
-    """Strict standard base64; raises ``ValueError`` on anything else."""
+    """Canonical padded standard base64 only; raises ``ValueError`` on anything else."""
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (UnicodeEncodeError, binascii.Error) as exc:
         raise ValueError("bad base64") from exc
+    if base64.b64encode(raw).decode() != text:  # excess padding, non-zero spare bits
+        raise ValueError("non-canonical base64")
+    return raw
 
 
 def key_id(name: str, verify_key: VerifyKey) -> int:
