@@ -1,0 +1,1 @@
+"""HTTP-facing building blocks: rate limiting, IP allowlists. Framework-free."""
