@@ -135,7 +135,7 @@ class SigningKeyring:
         key = SigningKey(seed)
         public = bytes(key.verify_key)
         kid = key_id(public)
-        sealed = aead.seal(self._kek.key, seed, _aad(kid), nonce=os.urandom(12))
+        sealed = aead.seal(self._kek.key, seed, _aad(kid), nonce=os.urandom(12), key_id=bytes.fromhex(kid))
         with self._engine.begin() as conn:
             conn.execute(
                 sa.update(signing_keys)
