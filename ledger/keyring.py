@@ -84,11 +84,16 @@ class SigningKeyring:
             KeyInfo(r.kid, r.public_key, r.status, _utc(r.created_at)) for r in rows
         ]
 
-    def keyset(self) -> KeySet:
-        return KeySet.from_dict({"keys": [k.as_dict() for k in self.list()]})
-
     def keyset_dict(self) -> dict[str, Any]:
-        return {"keys": [k.as_dict() for k in self.list()]}
+        """The public key set in the offline verifier's format (``ledger.offline.KeySet``)."""
+        keys = [
+            {"kid": k.kid, "algorithm": "ED25519", "public_key": k.public_key, "status": k.status}
+            for k in self.list()
+        ]
+        return {"keys": keys}
+
+    def keyset(self) -> KeySet:
+        return KeySet.from_dict(self.keyset_dict())
 
     def active(self) -> tuple[str, SigningKey]:
         """The active key id and key; creates the first key if the keyring is empty."""
