@@ -19,9 +19,12 @@ from ledger.domain.values import Actor, RequestContext
 from ledger.keyring import SigningKeyring
 from ledger.settings import Settings
 from ledger.storage import create_store_engines, event_store_env
+from ledger.recording import GroupCommitRecorder
 from ledger.validating import ValidationService
+from projections.audit import AuditProjection, AuditView
 from projections.licenses import LicenseProjection, LicenseView
 from projections.runtime import Projection, ProjectionRunner
+from projections.stream import StreamProjection, StreamView
 
 
 def load_kek(settings: Settings) -> aead.KeyEncryptionKey:
@@ -42,14 +45,19 @@ class Ledger:
     reader: Engine
     runner: ProjectionRunner
     licenses: LicenseView
+    stream: StreamView
+    audit: AuditView
+    recorder: GroupCommitRecorder
     validator: ValidationService
     extras: dict[str, Any] = field(default_factory=dict)
 
     def start_workers(self) -> None:
-        self.app.save_listeners.append(self.runner.poke)
+        if self.runner.poke not in self.app.save_listeners:
+            self.app.save_listeners.append(self.runner.poke)
         self.runner.start()
 
     def close(self) -> None:
+        self.recorder.stop()
         self.runner.stop()
         self.app.close()
         self.writer.dispose()
@@ -105,7 +113,9 @@ def cli_actor() -> Actor:
 
 
 def projections() -> list[Projection]:
-    return [LicenseProjection()]
+    return [LicenseProjection(), StreamProjection(), AuditProjection()]
+
+PROJECTION_NAMES = ("licenses", "stream", "audit")
 
 
 def bootstrap(settings: Settings | None = None) -> Ledger:
@@ -117,6 +127,7 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
     runner = ProjectionRunner(app, writer, projections(), poll_interval=settings.poll_interval)
     runner.create_tables()
     licenses = LicenseView(reader)
+    recorder = GroupCommitRecorder(app)
     return Ledger(
         settings=settings,
         app=app,
@@ -125,5 +136,8 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
         reader=reader,
         runner=runner,
         licenses=licenses,
-        validator=ValidationService(licenses),
+        stream=StreamView(reader),
+        audit=AuditView(reader),
+        recorder=recorder,
+        validator=ValidationService(licenses, recorder),
     )

@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     poll_interval: float = 0.05
     read_your_writes_timeout: float = 2.0
     trusted_proxies: list[str] = Field(default_factory=list)
+    audit_retention_days: int = Field(
+        default=90, ge=1, description="validation records older than this leave the audit view"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -90,7 +90,7 @@ class LicenseProjection(Projection):
     # ------------------------------------------------------------------ handlers
 
     @handles(Organization.Created)
-    def organization_created(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def organization_created(self, conn: Connection, ev: Any, _n: Any) -> None:
         conn.execute(
             sa.insert(orgs).values(
                 org_id=str(ev.originator_id), name=ev.name, created_at=ev.timestamp
@@ -98,7 +98,7 @@ class LicenseProjection(Projection):
         )
 
     @handles(Policy.Created)
-    def policy_created(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def policy_created(self, conn: Connection, ev: Any, _n: Any) -> None:
         conn.execute(
             sa.insert(policies).values(
                 policy_id=str(ev.originator_id),
@@ -114,7 +114,7 @@ class LicenseProjection(Projection):
         )
 
     @handles(License.Issued)
-    def license_issued(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def license_issued(self, conn: Connection, ev: Any, _n: Any) -> None:
         lid = str(ev.originator_id)
         conn.execute(
             sa.insert(licenses).values(
@@ -161,41 +161,41 @@ class LicenseProjection(Projection):
         return dict(json.loads(row.machines)) if row is not None else {}
 
     @handles(License.MachineActivated)
-    def machine_activated(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def machine_activated(self, conn: Connection, ev: Any, _n: Any) -> None:
         machines = self._machines(conn, ev)
         machines[ev.fingerprint] = {"name": ev.name, "activated_at": ev.timestamp.isoformat()}
         self._update(conn, ev, machines=json.dumps(machines, sort_keys=True))
 
     @handles(License.MachineDeactivated)
-    def machine_deactivated(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def machine_deactivated(self, conn: Connection, ev: Any, _n: Any) -> None:
         machines = self._machines(conn, ev)
         machines.pop(ev.fingerprint, None)
         self._update(conn, ev, machines=json.dumps(machines, sort_keys=True))
 
     @handles(License.Suspended)
-    def license_suspended(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def license_suspended(self, conn: Connection, ev: Any, _n: Any) -> None:
         self._update(conn, ev, suspended=True)
 
     @handles(License.Reinstated)
-    def license_reinstated(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def license_reinstated(self, conn: Connection, ev: Any, _n: Any) -> None:
         self._update(conn, ev, suspended=False)
 
     @handles(License.Revoked)
-    def license_revoked(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def license_revoked(self, conn: Connection, ev: Any, _n: Any) -> None:
         self._update(conn, ev, revoked=True)
 
     @handles(License.Renewed)
-    def license_renewed(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def license_renewed(self, conn: Connection, ev: Any, _n: Any) -> None:
         self._update(conn, ev, expires_at=ev.expires_at)
         self._add_key(conn, ev, str(ev.originator_id))
 
     @handles(License.EntitlementsChanged)
-    def entitlements_changed(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def entitlements_changed(self, conn: Connection, ev: Any, _n: Any) -> None:
         self._update(conn, ev, entitlements=json.dumps(sorted(ev.entitlements)))
         self._add_key(conn, ev, str(ev.originator_id))
 
     @handles(License.CheckedIn)
-    def license_checked_in(self, conn: Connection, ev: Any, _nid: int) -> None:
+    def license_checked_in(self, conn: Connection, ev: Any, _n: Any) -> None:
         values: dict[str, Any] = {"last_check_in": ev.timestamp}
         if ev.fingerprint is not None:
             machines = self._machines(conn, ev)
@@ -252,6 +252,20 @@ class LicenseView:
         with self.engine.connect() as conn:
             row = conn.execute(stmt).first()
         return None if row is None else (row.license_id, row_to_state(row))
+
+    def license_for_key(self, org_id: UUID, key_hash: str) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(license_keys.c.license_id).where(
+                    license_keys.c.key_hash == key_hash, license_keys.c.org_id == str(org_id)
+                )
+            ).first()
+        return None if row is None else str(row.license_id)
+
+    def org_exists(self, org_id: UUID) -> bool:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(orgs.c.org_id).where(orgs.c.org_id == str(org_id))).first()
+        return row is not None
 
     def get(self, org_id: UUID, license_id: UUID) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

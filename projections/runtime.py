@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from eventsourcing.application import Application
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ tracking = sa.Table(
     sa.Column("event_time", sa.DateTime(timezone=True), nullable=True),
 )
 
-Handler = Callable[[Any, Connection, Any, int], None]
+Handler = Callable[[Any, Connection, Any, Any], None]
 
 
 def handles(*event_classes: type) -> Callable[[Handler], Handler]:
@@ -68,10 +68,10 @@ class Projection(ABC):
 
         return [get_topic(c) for c in self._handlers]
 
-    def handle(self, conn: Connection, event: Any, notification_id: int) -> None:
+    def handle(self, conn: Connection, event: Any, notification: Notification) -> None:
         fn = self._handlers.get(type(event))
         if fn is not None:
-            fn(self, conn, event, notification_id)
+            fn(self, conn, event, notification)
 
     def create_tables(self, engine: Engine) -> None:
         self.metadata.create_all(engine)
@@ -82,6 +82,9 @@ class Projection(ABC):
 
     def after_batch(self, conn: Connection) -> None:  # noqa: B027
         """Hook run inside the batch transaction, after its events."""
+
+    def discard(self) -> None:  # noqa: B027
+        """Hook run when a batch's transaction rolled back: drop any in-memory state of it."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ class ProjectionRunner:
 
     # ------------------------------------------------------------ processing
 
-    def _events(self, start: int, limit: int) -> Iterator[tuple[int, Any]]:
+    def _events(self, start: int, limit: int) -> Iterator[tuple[Notification, Any]]:
         for n in self.app.recorder.select_notifications(start, limit):
             stored = StoredEvent(
                 originator_id=n.originator_id,
@@ -186,20 +189,28 @@ class ProjectionRunner:
                 topic=n.topic,
                 state=n.state,
             )
-            yield n.id, self.app.mapper.to_domain_event(stored)
+            yield n, self.app.mapper.to_domain_event(stored)
 
     def run_projection_once(self, projection: Projection) -> int:
         """Apply the next batch to one projection; returns how many events it consumed."""
+        try:
+            return self._apply_batch(projection)
+        except BaseException:
+            projection.discard()
+            raise
+
+    def _apply_batch(self, projection: Projection) -> int:
         with self.engine.begin() as conn:
             # Locked: two runners on one projection serialise here instead of applying twice.
             position = self._read_position(conn, projection.name, lock=True)
             events = list(self._events(position + 1, self.batch_size))
             if not events:
                 return 0
-            for nid, ev in events:
-                projection.handle(conn, ev, nid)
+            for n, ev in events:
+                projection.handle(conn, ev, n)
             projection.after_batch(conn)
-            last_id, last_ev = events[-1]
+            last_n, last_ev = events[-1]
+            last_id = last_n.id
             self._write_position(conn, projection.name, last_id, last_ev.timestamp)
         with self._progress:
             self._positions[projection.name] = last_id

@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from ledger import __version__
 from ledger.api import problems
-from ledger.api.routes import licenses, policies, public
+from ledger.api.metrics import Metrics, TimingMiddleware
+from ledger.api.routes import audit, licenses, ops, policies, public
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.settings import Settings
 
@@ -23,6 +24,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if led.settings.run_workers:
             led.start_workers()
+        led.recorder.start()
         try:
             yield
         finally:
@@ -38,8 +40,12 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         lifespan=lifespan,
     )
     app.state.ledger = led
+    app.state.metrics = Metrics(led)
     problems.install(app)
     app.include_router(public.router)
     app.include_router(policies.router)
+    app.include_router(audit.router)  # before licenses: /v1/licenses/actions/validate-at
     app.include_router(licenses.router)
+    app.include_router(ops.router)
+    app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     return app

@@ -32,6 +32,7 @@ ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.ConcurrencyError: (409, "CONCURRENCY_CONFLICT"),
     e.AuthenticationError: (401, "UNAUTHORIZED"),
     e.PermissionDeniedError: (403, "FORBIDDEN"),
+    e.UnavailableError: (503, "SERVICE_UNAVAILABLE"),
 }
 
 _HTTP_CODES = {

@@ -13,7 +13,8 @@ LedgerError
 │   ├── MachineLimitExceededError    max_machines reached
 │   └── ConcurrencyError             optimistic-concurrency retries exhausted
 ├── AuthenticationError           missing, malformed, unknown, expired or revoked API key
-└── PermissionDeniedError         the key lacks a permission or the caller is outside its allowlist
+├── PermissionDeniedError         the key lacks a permission or the caller is outside its allowlist
+└── UnavailableError              a dependency (store, recorder) cannot serve the request now
 """
 
 from __future__ import annotations
@@ -76,4 +77,8 @@ class AuthenticationError(LedgerError):
 
 
 class PermissionDeniedError(LedgerError):
+    pass
+
+
+class UnavailableError(LedgerError):
     pass

@@ -11,6 +11,7 @@ from ledger.api.deps import Principal, authenticate, client_ip, get_ledger
 from ledger.api.schemas import ValidateKey, ValidationOut
 from ledger.bootstrap import Ledger
 from ledger.domain.validation import Code, Scope
+from ledger.domain.values import Actor, RequestContext
 
 router = APIRouter(tags=["public"])
 
@@ -42,10 +43,14 @@ def validate_key(org_id: str, body: ValidateKey, request: Request, ledger: Led) 
         result_code, valid, license_id = Code.NOT_FOUND, False, None
         detail = "license does not exist"
     else:
-        result = ledger.validator.validate_key(org, body.key, scope, now)
+        actor = Actor(kind="anonymous", id="-")
+        context = RequestContext.of(org, actor, client_ip(request), request.headers.get("user-agent"))
+        result = ledger.validator.validate_key(
+            org, body.key, scope, now, actor=actor, context=context
+        )
         result_code, valid, license_id = result.code, result.valid, result.license_id
         detail = result.verdict.detail
-    _ = client_ip(request)
+    request.app.state.metrics.validations.labels(result_code.value).inc()
     return {
         "valid": valid,
         "code": result_code.value,
@@ -59,8 +64,3 @@ def validate_key(org_id: str, body: ValidateKey, request: Request, ledger: Led) 
 @router.get("/v1/me", tags=["auth"], summary="The organization and permissions of this API key")
 def me(who: Annotated[Principal, Depends(authenticate)]) -> dict[str, Any]:
     return {"org_id": str(who.org_id), "key_id": who.key_id, "permissions": sorted(who.permissions)}
-
-
-@router.get("/healthz", tags=["operations"])
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
