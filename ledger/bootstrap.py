@@ -56,7 +56,32 @@ class Ledger:
             self.app.save_listeners.append(self.runner.poke)
         self.runner.start()
 
+    def prune_audit(self, days: int | None = None) -> int:
+        """Drop validation rows older than the retention period from the audit view."""
+        from datetime import UTC, datetime, timedelta
+
+        cutoff = datetime.now(UTC) - timedelta(days=days or self.settings.audit_retention_days)
+        return self.audit.prune_validations(cutoff, writer=self.writer)
+
+    def start_maintenance(self, every_seconds: float = 3600.0) -> None:
+        """Periodic tasks in a daemon thread: audit retention."""
+        import logging
+        import threading
+
+        stop = self.extras.setdefault("maintenance_stop", threading.Event())
+
+        def loop() -> None:
+            while not stop.wait(every_seconds):
+                try:
+                    self.prune_audit()
+                except Exception:
+                    logging.getLogger(__name__).exception("audit prune failed")
+
+        threading.Thread(target=loop, name="maintenance", daemon=True).start()
+
     def close(self) -> None:
+        if "maintenance_stop" in self.extras:
+            self.extras["maintenance_stop"].set()
         self.recorder.stop()
         self.runner.stop()
         self.app.close()

@@ -48,7 +48,7 @@ audit = sa.Table(
 
 _NOT_CHANGES = {
     "originator_id", "originator_version", "originator_topic", "timestamp", "org_id", "actor",
-    "context", "key_claims", "licensee_name", "licensee_email", "metadata",
+    "context", "key_claims", "licensee_name", "licensee_email", "metadata", "secret_hash",
 }
 
 COLUMNS = ["id", "org_id", "occurred_at", "event_id", "action", "actor", "ip", "user_agent",

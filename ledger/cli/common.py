@@ -47,6 +47,12 @@ def opened(*, catch_up: bool = False) -> Iterator[Any]:
         from ledger.api.problems import status_and_code
 
         fail(f"{status_and_code(exc)[1]}: {exc.message}")
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as Unix tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except (OSError, ValueError) as exc:
         fail(str(exc) or type(exc).__name__)
     finally:

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ledger.cli import admin, licenses
+from ledger.cli import admin, licenses, ops
 from ledger.cli.common import JsonOpt, console, emit, fail, opened, parse_time, parse_uuid
 
 app = typer.Typer(
@@ -25,6 +25,10 @@ app.add_typer(admin.policy_app, name="policy")
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.apikey_app, name="apikey")
 app.add_typer(licenses.app, name="license")
+app.add_typer(ops.worker_app, name="worker")
+app.add_typer(ops.projections_app, name="projections")
+app.add_typer(ops.audit_app, name="audit")
+app.command("events")(ops.events_command)
 
 
 @app.command()
@@ -56,6 +60,8 @@ def serve(
         bind_host = host or ledger.settings.host
         bind_port = port or ledger.settings.port
         api = create_app(ledger=ledger)
+        if workers:
+            ledger.start_maintenance()
         console.print(f"License Ledger listening on http://{bind_host}:{bind_port}", highlight=False)
         uvicorn.run(api, host=bind_host, port=bind_port, log_level="warning")
 
