@@ -55,6 +55,8 @@ class Ledger:
         if self.runner.poke not in self.app.save_listeners:
             self.app.save_listeners.append(self.runner.poke)
         self.runner.start()
+        if self.settings.is_postgres and "listener" not in self.extras:
+            self.extras["listener"] = _listen_for_writes(self)
 
     def prune_audit(self, days: int | None = None) -> int:
         """Drop validation rows older than the retention period from the audit view."""
@@ -80,8 +82,9 @@ class Ledger:
         threading.Thread(target=loop, name="maintenance", daemon=True).start()
 
     def close(self) -> None:
-        if "maintenance_stop" in self.extras:
-            self.extras["maintenance_stop"].set()
+        for name in ("maintenance_stop", "listener"):
+            if name in self.extras:
+                self.extras[name].set()
         self.recorder.stop()
         self.runner.stop()
         self.app.close()
@@ -129,6 +132,37 @@ class Ledger:
         return org, token
 
 
+def _listen_for_writes(ledger: Ledger) -> Any:
+    """PostgreSQL: wake the projections on the store's NOTIFY, so that a worker in another process
+    than the writer follows with low latency instead of waiting for its next poll."""
+    import logging
+    import threading
+
+    import psycopg
+    from psycopg import sql
+
+    channel = getattr(ledger.app.recorder, "channel_name", None)
+    url = ledger.settings.database_url
+    stop = threading.Event()
+    if channel is None or url is None:
+        return stop
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            ledger.runner.poke()
+            except Exception:
+                logging.getLogger(__name__).warning("LISTEN failed; polling only", exc_info=True)
+                stop.wait(5.0)
+
+    threading.Thread(target=run, name="pg-listen", daemon=True).start()
+    return stop
+
+
 def cli_actor() -> Actor:
     try:
         user = getpass.getuser()
@@ -149,7 +183,9 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
     keyring = SigningKeyring(writer, load_kek(settings))
     keyring.create_tables()
     app = LedgerApplication(event_store_env(settings), keyring=keyring)
-    runner = ProjectionRunner(app, writer, projections(), poll_interval=settings.poll_interval)
+    runner = ProjectionRunner(
+        app, writer, projections(), poll_interval=settings.poll_interval, reader=reader
+    )
     runner.create_tables()
     licenses = LicenseView(reader)
     recorder = GroupCommitRecorder(app)

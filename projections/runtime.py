@@ -108,9 +108,11 @@ class ProjectionRunner:
         *,
         batch_size: int = 1000,
         poll_interval: float = 0.05,
+        reader: Engine | None = None,
     ) -> None:
         self.app = app
         self.engine = engine
+        self.reader = reader or engine  # status reads must never queue behind the write lock
         self.projections = list(projections)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -150,7 +152,7 @@ class ProjectionRunner:
     # ------------------------------------------------------------ positions
 
     def position(self, name: str) -> int:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return self._read_position(conn, name)
 
     @staticmethod
@@ -299,7 +301,7 @@ class ProjectionRunner:
     def status(self) -> list[Status]:
         head = self.head()
         out = []
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = {r.name: r for r in conn.execute(sa.select(tracking)).all()}
         now = datetime.now(UTC)
         head_time = self._event_time(head)
