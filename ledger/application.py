@@ -234,6 +234,12 @@ class LedgerApplication(Application[UUID]):
         entitlements: set[str],
         max_machines: int | None,
     ) -> tuple[dict[str, Any], str]:
+        if expires_at is not None and expires_at < issued_at:
+            # The key format forbids it (check_claims raises ValueError): a caller error, not a 500.
+            raise InvalidInputError(
+                "the license would expire before now: give a later expires_at, "
+                "or renew for longer or from now"
+            )
         kid, signing_key = self.keyring.active()
         claims = license_claims(
             kid=kid,

@@ -79,6 +79,11 @@ def _dt(value: datetime | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    """An aware time as UTC, for writing: SQLite keeps a DateTime's wall time and drops its zone."""
+    return None if value is None else value.astimezone(UTC)
+
+
 class LicenseProjection(Projection):
     name = "licenses"
     metadata = metadata
@@ -123,7 +128,7 @@ class LicenseProjection(Projection):
                 policy_id=str(ev.policy_id) if ev.policy_id else None,
                 revoked=False,
                 suspended=False,
-                expires_at=ev.expires_at,
+                expires_at=_utc(ev.expires_at),
                 grace_period_seconds=ev.grace_period_seconds,
                 expiration_strategy=ev.expiration_strategy,
                 max_machines=ev.max_machines,
@@ -186,7 +191,7 @@ class LicenseProjection(Projection):
 
     @handles(License.Renewed)
     def license_renewed(self, conn: Connection, ev: Any, _n: Any) -> None:
-        self._update(conn, ev, expires_at=ev.expires_at)
+        self._update(conn, ev, expires_at=_utc(ev.expires_at))
         self._add_key(conn, ev, str(ev.originator_id))
 
     @handles(License.EntitlementsChanged)

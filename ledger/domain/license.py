@@ -192,11 +192,20 @@ class License(Aggregate):
         )
         return True
 
+    # Handlers that record "when" take the event's own ``timestamp`` (the library passes it):
+    # ``self.modified_on`` is only advanced after the handler runs, so it is the previous event's.
+
     @event(MachineActivated)
     def _machine_activated(
-        self, org_id: UUID, fingerprint: str, name: str, actor: Actor, context: RequestContext
+        self,
+        org_id: UUID,
+        fingerprint: str,
+        name: str,
+        actor: Actor,
+        context: RequestContext,
+        timestamp: datetime | None = None,
     ) -> None:
-        self.machines[fingerprint] = {"name": name, "activated_at": self.modified_on}
+        self.machines[fingerprint] = {"name": name, "activated_at": timestamp}
 
     def deactivate_machine(self, fingerprint: str, actor: Actor, context: RequestContext) -> None:
         self.check_not_revoked("deactivate a machine on")
@@ -333,11 +342,16 @@ class License(Aggregate):
 
     @event(CheckedIn)
     def _checked_in(
-        self, org_id: UUID, fingerprint: str | None, actor: Actor, context: RequestContext
+        self,
+        org_id: UUID,
+        fingerprint: str | None,
+        actor: Actor,
+        context: RequestContext,
+        timestamp: datetime | None = None,
     ) -> None:
-        self.last_check_in = self.modified_on
+        self.last_check_in = timestamp
         if fingerprint is not None:
-            self.machines[fingerprint]["last_check_in"] = self.modified_on
+            self.machines[fingerprint]["last_check_in"] = timestamp
 
     def _rekey(self, key_claims: dict[str, Any], key_hash: str) -> None:
         self.key_claims = dict(key_claims)
