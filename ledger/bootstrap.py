@@ -18,7 +18,7 @@ from ledger.domain.organization import Organization
 from ledger.domain.values import Actor, RequestContext
 from ledger.keyring import SigningKeyring
 from ledger.settings import Settings
-from ledger.storage import create_store_engines, event_store_env
+from ledger.storage import create_store_engines, event_store_env, schema_lock
 from ledger.recording import GroupCommitRecorder
 from ledger.validating import ValidationService
 from projections.audit import AuditProjection, AuditView
@@ -181,12 +181,13 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
     settings = settings or Settings()
     writer, reader = create_store_engines(settings)
     keyring = SigningKeyring(writer, load_kek(settings))
-    keyring.create_tables()
-    app = LedgerApplication(event_store_env(settings), keyring=keyring)
-    runner = ProjectionRunner(
-        app, writer, projections(), poll_interval=settings.poll_interval, reader=reader
-    )
-    runner.create_tables()
+    with schema_lock(settings):
+        keyring.create_tables()
+        app = LedgerApplication(event_store_env(settings), keyring=keyring)
+        runner = ProjectionRunner(
+            app, writer, projections(), poll_interval=settings.poll_interval, reader=reader
+        )
+        runner.create_tables()
     licenses = LicenseView(reader)
     recorder = GroupCommitRecorder(app)
     return Ledger(

@@ -7,6 +7,8 @@ PostgreSQL database (or a second SQLite file, so that view writes never wait on 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -89,3 +91,23 @@ def _sqlite_begin_immediate(conn: Any) -> None:
 
 def _sqlite_begin_deferred(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
+
+
+_SCHEMA_LOCK_KEY = 0x4C4C5343  # "LLSC"
+
+
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """Serialise table creation across processes: concurrent DDL on PostgreSQL fails with
+    'tuple concurrently updated'. SQLite's own file lock already serialises it."""
+    if settings.database_url is None:
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
