@@ -83,34 +83,46 @@ def _license_of(event: Any, action: str) -> str | None:
 class AuditProjection(Projection):
     name = "audit"
     metadata = metadata
+    filter_topics = False
 
     def clear(self, conn: Connection) -> None:
         conn.execute(sa.delete(audit))
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
 
     def handle(self, conn: Connection, event: Any, notification: Notification) -> None:
         action = event_type_from_topic(notification.topic)
         actor = getattr(event, "actor", None)
         context = getattr(event, "context", None)
-        changes = {
-            k: _plain(v) for k, v in vars(event).items() if k not in _NOT_CHANGES
-        }
-        ip = _pd(context.ip) if context is not None else None
-        subject = context.ip.subject if context is not None and context.ip is not None else None
-        conn.execute(
-            sa.insert(audit).values(
-                id=notification.id,
-                org_id=str(org_of(event)),
-                occurred_at=event.timestamp,
-                event_id=str(event_id(notification.originator_id, notification.originator_version)),
-                action=action,
-                actor=actor.label if actor is not None else "system:ledger",
-                actor_subject=subject,
-                ip=ip,
-                user_agent=_pd(context.user_agent) if context is not None else None,
-                license_id=_license_of(event, action),
-                changes=json.dumps(changes, sort_keys=True, ensure_ascii=False),
-            )
+        changes = {k: _plain(v) for k, v in vars(event).items() if k not in _NOT_CHANGES}
+        ip = context.ip if context is not None else None
+        ua = context.user_agent if context is not None else None
+        self._rows.append(
+            {
+                "id": notification.id,
+                "org_id": str(org_of(event)),
+                "occurred_at": event.timestamp,
+                "event_id": str(
+                    event_id(notification.originator_id, notification.originator_version)
+                ),
+                "action": action,
+                "actor": actor.label if actor is not None else "system:ledger",
+                "actor_subject": (ip or ua).subject if (ip or ua) is not None else None,
+                "ip": _pd(ip),
+                "user_agent": _pd(ua),
+                "license_id": _license_of(event, action),
+                "changes": json.dumps(changes, sort_keys=True, ensure_ascii=False),
+            }
         )
+
+    def after_batch(self, conn: Connection) -> None:
+        if self._rows:
+            conn.execute(audit.insert(), self._rows)  # one compiled statement, executemany
+        self._rows = []
+
+    def discard(self) -> None:
+        self._rows = []
 
 
 @dataclass(frozen=True)

@@ -63,10 +63,14 @@ class Projection(ABC):
             for ev_cls in getattr(fn, "_handles", ()):
                 cls._handlers[ev_cls] = fn  # type: ignore[assignment]
 
+    #: Projections that handle only some event types read only those (``True``); the stream and
+    #: audit projections handle every event and set this to ``False``.
+    filter_topics: ClassVar[bool] = True
+
     def topics(self) -> list[str]:
         from eventsourcing.utils import get_topic
 
-        return [get_topic(c) for c in self._handlers]
+        return [get_topic(c) for c in self._handlers] if self.filter_topics else []
 
     def handle(self, conn: Connection, event: Any, notification: Notification) -> None:
         fn = self._handlers.get(type(event))
@@ -183,8 +187,10 @@ class ProjectionRunner:
 
     # ------------------------------------------------------------ processing
 
-    def _events(self, start: int, limit: int) -> Iterator[tuple[Notification, Any]]:
-        for n in self.app.recorder.select_notifications(start, limit):
+    def _events(
+        self, start: int, limit: int, stop: int | None = None, topics: Sequence[str] = ()
+    ) -> Iterator[tuple[Notification, Any]]:
+        for n in self.app.recorder.select_notifications(start, limit, stop=stop, topics=topics):
             stored = StoredEvent(
                 originator_id=n.originator_id,
                 originator_version=n.originator_version,
@@ -205,19 +211,31 @@ class ProjectionRunner:
         with self.engine.begin() as conn:
             # Locked: two runners on one projection serialise here instead of applying twice.
             position = self._read_position(conn, projection.name, lock=True)
-            events = list(self._events(position + 1, self.batch_size))
-            if not events:
-                return 0
+            topics = projection.topics()
+            if topics:
+                # Read only the events this projection handles, over a window of the log; ids
+                # commit in order (SQLite: one writer; PostgreSQL: the recorder locks the table),
+                # so everything up to the head read first is final.
+                head = self.head()
+                if head <= position:
+                    return 0
+                stop = min(head, position + self.batch_size * 20)
+                events = list(self._events(position + 1, self.batch_size, stop, topics))
+                last_id = events[-1][0].id if len(events) == self.batch_size else stop
+            else:
+                events = list(self._events(position + 1, self.batch_size))
+                if not events:
+                    return 0
+                last_id = events[-1][0].id
             for n, ev in events:
                 projection.handle(conn, ev, n)
             projection.after_batch(conn)
-            last_n, last_ev = events[-1]
-            last_id = last_n.id
-            self._write_position(conn, projection.name, last_id, last_ev.timestamp)
+            event_time = events[-1][1].timestamp if events else None
+            self._write_position(conn, projection.name, last_id, event_time)
         with self._progress:
             self._positions[projection.name] = last_id
             self._progress.notify_all()
-        return len(events)
+        return max(1, last_id - position)
 
     def run_once(self) -> int:
         return sum(self.run_projection_once(p) for p in self.projections)

@@ -55,8 +55,10 @@ def org_of(event: Any) -> UUID:
 class StreamProjection(Projection):
     name = "stream"
     metadata = metadata
+    filter_topics = False
 
     def __init__(self) -> None:
+        self._rows: list[dict[str, Any]] = []
         self._logs: dict[str, MerkleLog] = {}
         self._dirty: set[str] = set()
         self._known: set[str] = set()
@@ -95,27 +97,33 @@ class StreamProjection(Projection):
         leaf = leaf_hash(env)
         log.append(leaf)
         self._dirty.add(org)
-        conn.execute(
-            sa.insert(org_stream).values(
-                org_id=org,
-                org_seq=seq,
-                notification_id=notification.id,
-                event_id=str(event_id(notification.originator_id, notification.originator_version)),
-                event_type=event_type_from_topic(notification.topic),
-                aggregate_id=str(notification.originator_id),
-                version=notification.originator_version,
-                occurred_at=event.timestamp,
-                envelope=env.decode("utf-8"),
-                leaf_hash=leaf.hex(),
-            )
+        self._rows.append(
+            {
+                "org_id": org,
+                "org_seq": seq,
+                "notification_id": notification.id,
+                "event_id": str(
+                    event_id(notification.originator_id, notification.originator_version)
+                ),
+                "event_type": event_type_from_topic(notification.topic),
+                "aggregate_id": str(notification.originator_id),
+                "version": notification.originator_version,
+                "occurred_at": event.timestamp,
+                "envelope": env.decode("utf-8"),
+                "leaf_hash": leaf.hex(),
+            }
         )
 
     def discard(self) -> None:
+        self._rows = []
         self._logs.clear()
         self._known.clear()
         self._dirty.clear()
 
     def after_batch(self, conn: Connection) -> None:
+        if self._rows:
+            conn.execute(org_stream.insert(), self._rows)  # one compiled statement, executemany
+        self._rows = []
         for org in self._dirty:
             log = self._logs[org]
             values = {
