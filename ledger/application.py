@@ -462,7 +462,20 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
         raise InvalidInputError("metadata must be plain JSON (no NaN or infinities)") from None
     if size > MAX_METADATA_BYTES:
         raise InvalidInputError(f"metadata must be at most {MAX_METADATA_BYTES} bytes of JSON")
+    if _has_reserved_key(metadata):
+        # The store's JSON transcoder reads {"_type_": …, "_data_": …} as a typed value.
+        raise InvalidInputError("metadata keys must not be '_type_' or '_data_'")
     return metadata
+
+
+def _has_reserved_key(value: Any) -> bool:
+    if isinstance(value, dict):
+        return bool({"_type_", "_data_"} & set(value)) or any(
+            _has_reserved_key(v) for v in value.values()
+        )
+    if isinstance(value, list):
+        return any(_has_reserved_key(v) for v in value)
+    return False
 
 
 __all__ = ["IssuedLicense", "LedgerApplication", "LedgerError", "utcnow"]
