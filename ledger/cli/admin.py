@@ -154,7 +154,7 @@ def apikey_create(
 ) -> None:
     """Create an API key (the secret is shown once)."""
     org_id = parse_uuid(org, "--org")
-    expiry = parse_time(expires_at, "--expires-at") if expires_at else None
+    expiry = parse_time(expires_at, "--expires-at") if expires_at is not None else None
     with opened() as ledger:
         key, token = ledger.create_api_key(
             org_id, name=name, permissions=permission, actor=_actor(), expires_at=expiry
