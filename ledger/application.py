@@ -195,6 +195,9 @@ class LedgerApplication(Application[UUID]):
             raise InvalidInputError("expires_at must carry a time zone")
         if expires_at is None and policy.duration is not None:
             expires_at = now + policy.duration
+        if expires_at is not None and expires_at <= now:
+            # A key's claims never expire before they were issued (ledger.offline.check_claims).
+            raise InvalidInputError("expires_at must be in the future")
         if max_machines is None:
             max_machines = policy.max_machines
         elif not 0 <= max_machines <= 1_000_000:
@@ -241,16 +244,19 @@ class LedgerApplication(Application[UUID]):
                 "or renew for longer or from now"
             )
         kid, signing_key = self.keyring.active()
-        claims = license_claims(
-            kid=kid,
-            org_id=org_id,
-            license_id=license_id,
-            policy_id=policy_id,
-            issued_at=issued_at,
-            expires_at=expires_at,
-            entitlements=entitlements,
-            max_machines=max_machines,
-        )
+        try:
+            claims = license_claims(
+                kid=kid,
+                org_id=org_id,
+                license_id=license_id,
+                policy_id=policy_id,
+                issued_at=issued_at,
+                expires_at=expires_at,
+                entitlements=entitlements,
+                max_machines=max_machines,
+            )
+        except (ValueError, OverflowError) as exc:  # e.g. an expiry beyond year 9999 in UTC
+            raise InvalidInputError(f"these terms cannot be put in a license key: {exc}") from None
         return claims, sign_license_key(claims, signing_key)
 
     def license_key(self, lic: License) -> str:
@@ -343,6 +349,10 @@ class LedgerApplication(Application[UUID]):
                     )
                 duration = policy.duration
             expires_at = lic.next_expiry(basis, duration, now)
+            if expires_at <= now:
+                raise InvalidInputError(
+                    "the renewed expiry would still be in the past; renew from_now instead"
+                )
             claims, key = self._sign(
                 org_id, lic.id, lic.policy_id, now, expires_at, lic.entitlements, lic.max_machines
             )

@@ -69,7 +69,8 @@ def decode_cursor(cursor: str, arity: int) -> list[str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         parts = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a cursor of ~1,000 nested '[' fits in a URL and exhausts json's stack
         raise InvalidInputError("malformed cursor") from None
     if not isinstance(parts, list) or len(parts) != arity or not all(isinstance(p, str) for p in parts):
         raise InvalidInputError("malformed cursor")

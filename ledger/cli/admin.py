@@ -124,20 +124,24 @@ def keys_retire(kid: str = typer.Argument(...), json_out: bool = JsonOpt) -> Non
 @keys_app.command("export")
 def keys_export(
     out: Path = typer.Option(None, "--out", "-o", help="write to a file instead of stdout"),
+    json_out: bool = JsonOpt,
 ) -> None:
     """Export the public key set (JSON) for offline verification."""
     import json
 
     with opened() as ledger:
         ledger.keyring.active()  # a fresh store gets its first key
-        text = json.dumps(ledger.keyring.keyset_dict(), indent=2) + "\n"
+        keyset = ledger.keyring.keyset_dict()
+    text = json.dumps(keyset, indent=2) + "\n"
     if out is None:
-        typer.echo(text, nl=False)
-    else:
-        try:
-            out.write_text(text)
-        except OSError as exc:
-            fail(f"cannot write {out}: {exc.strerror}")
+        typer.echo(text, nl=False)  # the key set is JSON either way
+        return
+    try:
+        out.write_text(text)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+    summary = {"path": str(out), "kids": [k["kid"] for k in keyset["keys"]]}
+    emit(summary, json_out, lambda d: console.print(f"wrote {len(d['kids'])} key(s) to {d['path']}"))
 
 
 @apikey_app.command("create")
@@ -150,7 +154,7 @@ def apikey_create(
 ) -> None:
     """Create an API key (the secret is shown once)."""
     org_id = parse_uuid(org, "--org")
-    expiry = parse_time(expires_at, "--expires-at") if expires_at else None
+    expiry = parse_time(expires_at, "--expires-at") if expires_at is not None else None
     with opened() as ledger:
         key, token = ledger.create_api_key(
             org_id, name=name, permissions=permission, actor=_actor(), expires_at=expiry

@@ -11,8 +11,10 @@ from typing import Any, NoReturn
 from uuid import UUID
 
 import typer
+from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.domain.errors import LedgerError
 from ledger.domain.values import RequestContext
@@ -55,6 +57,10 @@ def opened(*, catch_up: bool = False) -> Iterator[Any]:
         raise typer.Exit(0) from None
     except (OSError, ValueError) as exc:
         fail(str(exc) or type(exc).__name__)
+    except (SQLAlchemyError, PersistenceError) as exc:
+        # e.g. the database is down or refuses connections: one line, no traceback
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        fail(f"database error: {detail[0] if detail else type(exc).__name__}")
     finally:
         if ledger is not None:
             ledger.close()

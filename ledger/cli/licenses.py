@@ -64,7 +64,7 @@ def issue(
     from ledger.api.present import license_out
 
     org_id, policy_id = parse_uuid(org, "--org"), parse_uuid(policy, "--policy")
-    expiry = parse_time(expires_at, "--expires-at") if expires_at else None
+    expiry = parse_time(expires_at, "--expires-at") if expires_at is not None else None
     meta = None
     if metadata:
         try:

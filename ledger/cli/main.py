@@ -110,7 +110,7 @@ def history(
     org_id, lid = parse_uuid(org, "--org"), parse_uuid(license_id, "LICENSE_ID")
     with opened() as ledger:
         now = ledger.app.clock()
-        at = parse_time(as_of, "--as-of") if as_of else now
+        at = parse_time(as_of, "--as-of") if as_of is not None else now
         if at > now:
             fail("--as-of is in the future")
         lic = ledger.app.license_as_of(org_id, lid, at)

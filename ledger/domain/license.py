@@ -250,7 +250,10 @@ class License(Aggregate):
             start = now
         else:
             raise InvalidInputError("renewal basis must be 'from_expiry' or 'from_now'")
-        return start + duration
+        try:
+            return start + duration
+        except OverflowError:
+            raise InvalidInputError("the renewed expiry would be after the year 9999") from None
 
     def renew(
         self,
