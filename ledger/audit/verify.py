@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -171,8 +172,23 @@ def _hashes(items: Any) -> list[bytes]:
     return out
 
 
+# The canonical envelope (sorted keys, compact) opens with these fields; when neither key occurs again
+# later, reading them here gives what ``json.loads`` would, at a fraction of the cost.
+_ENVELOPE_HEAD = re.compile(
+    r'\{"aggregate_id":"[^"\\]*","event_id":"[^"\\]*",'
+    r'"org_id":"([^"\\]*)","org_seq":(0|[1-9][0-9]{0,18})[,}]'
+)
+
+
 def _event_position(text: str, org_id: str) -> int:
     """The ``org_seq`` an envelope claims, after checking it names this org."""
+    head = _ENVELOPE_HEAD.match(text)
+    if head is not None:
+        rest = head.end()
+        if text.find('"org_id"', rest) < 0 and text.find('"org_seq"', rest) < 0:
+            if head.group(1) != org_id:
+                raise _fail("envelope belongs to another organization")
+            return int(head.group(2))
     try:
         env = json.loads(text)
     except (json.JSONDecodeError, RecursionError):

@@ -160,9 +160,20 @@ def test_an_embedded_previous_checkpoint_and_consistency_proof_are_checked() -> 
 
 def test_the_verifier_never_reads_the_state() -> None:
     log = Log(3)
-    for state in ({"blob": "AQ" + "A" * 500}, {}, {"nested": [[[]]], "n": None}, {"x": "\u0000"}):
+    states = (
+        {"blob": "AQ" + "A" * 500}, {}, {"nested": [[[]]], "n": None}, {"x": "\u0000"},
+        {"org_id": "someone else", "org_seq": 99},  # nested keys of the same name: not the head
+    )
+    for state in states:
         log.envelopes.append(log.envelope(len(log.envelopes) + 1, state=state))
-    assert ok(log.bundle(), log).size == 7
+    assert ok(log.bundle(), log).size == 8
+
+
+def test_an_envelope_whose_head_is_contradicted_later_is_read_as_json_reads_it() -> None:
+    log = Log(2)
+    env = log.envelopes[1]
+    log.envelopes[1] = env[:-1] + ',"org_seq":7}'  # duplicate key: json.loads keeps the last
+    bad(log.bundle(), log, "another position")
 
 
 def test_malformed_trusted_keys_and_documents_fail_closed() -> None:
