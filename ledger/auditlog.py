@@ -36,7 +36,9 @@ class AuditLog:
 
     def checkpoint(self, org_id: UUID, size: int | None = None) -> StoredCheckpoint:
         """The latest signed checkpoint of the org (or the one at ``size``)."""
-        found = self.checkpoints.latest(org_id) if size is None else self.checkpoints.at(org_id, size)
+        found = (
+            self.checkpoints.latest(org_id) if size is None else self.checkpoints.at(org_id, size)
+        )
         if found is None:
             where = "" if size is None else f" at size {size}"
             raise NotFoundError(f"no signed checkpoint{where} for this organization")

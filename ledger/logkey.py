@@ -84,13 +84,20 @@ class LogSigner:
         key = SigningKey(seed)
         kid = f"{key_id(self.name, key.verify_key):08x}"
         sealed = aead.seal(
-            self._kek.key, seed, _aad(self.name, kid),
-            nonce=os.urandom(aead.NONCE_SIZE), key_id=bytes.fromhex(kid * 2),
+            self._kek.key,
+            seed,
+            _aad(self.name, kid),
+            nonce=os.urandom(aead.NONCE_SIZE),
+            key_id=bytes.fromhex(kid * 2),
         )
         conn.execute(
             sa.insert(log_keys).values(
-                key_id=kid, name=self.name, public_key=bytes(key.verify_key).hex(),
-                sealed_seed=sealed, kek_id=self._kek.kek_id, status="active",
+                key_id=kid,
+                name=self.name,
+                public_key=bytes(key.verify_key).hex(),
+                sealed_seed=sealed,
+                kek_id=self._kek.kek_id,
+                status="active",
                 created_at=datetime.now(UTC),
             )
         )

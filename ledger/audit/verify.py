@@ -18,8 +18,8 @@ the checkpoint, that a *trusted* key signed the checkpoint, and that any previou
 bundle, or held by the auditor) is a prefix of this log. Every failure raises the one
 ``BundleVerificationError`` with a short reason.
 
-Trust: the bundle's own ``verifier_key`` proves nothing (whoever forged the bundle chose it). Pass the
-log's key obtained out of band (``GET /v1/log/key``, the operator's published key) as
+Trust: the bundle's own ``verifier_key`` proves nothing (whoever forged the bundle chose it). Pass
+the log's key obtained out of band (``GET /v1/log/key``, the operator's published key) as
 ``trusted_keys``; the embedded key is then only checked to be that key.
 """
 
@@ -172,8 +172,8 @@ def _hashes(items: Any) -> list[bytes]:
     return out
 
 
-# The canonical envelope (sorted keys, compact) opens with these fields; when neither key occurs again
-# later, reading them here gives what ``json.loads`` would, at a fraction of the cost.
+# The canonical envelope (sorted keys, compact) opens with these fields; when neither key occurs
+# again later, reading them here gives what ``json.loads`` would, at a fraction of the cost.
 _ENVELOPE_HEAD = re.compile(
     r'\{"aggregate_id":"[^"\\]*","event_id":"[^"\\]*",'
     r'"org_id":"([^"\\]*)","org_seq":(0|[1-9][0-9]{0,18})[,}]'
@@ -234,12 +234,20 @@ def verify_bundle(
     given_proof: list[bytes] | None = None
     if "previous" in bundle:
         prev = _check_keys(bundle["previous"], _PREVIOUS_KEYS, set(), "previous")
-        olds.append(("previous checkpoint", _open(_string(prev, "checkpoint"), keys, origin,
-                                                  "previous checkpoint")))
+        olds.append(
+            (
+                "previous checkpoint",
+                _open(_string(prev, "checkpoint"), keys, origin, "previous checkpoint"),
+            )
+        )
         given_proof = _hashes(prev["consistency"])
     if previous is not None:
-        olds.append(("trusted previous checkpoint",
-                      _open(previous, keys, origin, "trusted previous checkpoint")))
+        olds.append(
+            (
+                "trusted previous checkpoint",
+                _open(previous, keys, origin, "trusted previous checkpoint"),
+            )
+        )
     for what, old in olds:
         if old.size > checkpoint.size:
             raise _fail(f"{what} is larger than the bundle's log (truncated or rolled back)")
@@ -269,8 +277,9 @@ def verify_bundle(
     if given_proof is not None:
         old = olds[0][1]
         try:
-            verify_consistency(old.size, checkpoint.size, given_proof, old.root_hash,
-                               checkpoint.root_hash)
+            verify_consistency(
+                old.size, checkpoint.size, given_proof, old.root_hash, checkpoint.root_hash
+            )
         except MerkleProofError:
             raise _fail("consistency proof does not verify") from None
     return VerifiedBundle(

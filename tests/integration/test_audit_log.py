@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 from pathlib import Path
@@ -48,7 +49,7 @@ def test_checkpoints_are_signed_in_the_stream_batch_every_n_events(small_ledger:
         mine = [r for r in rows if r.org_id == str(org.id)]
         assert len(mine) >= 2
         sizes = [int(r.size) for r in mine]
-        assert all(b - a >= 10 for a, b in zip(sizes, sizes[1:], strict=False))
+        assert all(b - a >= 10 for a, b in itertools.pairwise(sizes))
         leaves = ledger.stream.leaf_hashes(org.id, sizes[-1])
         for r in mine:
             cp = open_checkpoint(r.note, [key], origin=f"license-ledger.local/orgs/{org.id}")
@@ -116,8 +117,8 @@ def test_a_bundle_exported_from_the_ledger_verifies_and_every_tampering_fails(le
     variants = {
         "reordered": [events[1], events[0], *events[2:]],
         "dropped": events[:2] + events[3:],
-        "duplicated": events[:3] + [events[2]] + events[3:-1],
-        "inserted": events[:3] + [{"org_seq": 4, "envelope": forged_text}] + events[4:],
+        "duplicated": [*events[:3], events[2], *events[3:-1]],
+        "inserted": [*events[:3], {"org_seq": 4, "envelope": forged_text}, *events[4:]],
         "truncated": events[:-1],
     }
     for name, evs in variants.items():
@@ -149,9 +150,9 @@ def test_a_bundle_exported_after_a_simulated_erasure_still_verifies(ledger: Any)
 
 
 def test_log_api_serves_the_key_checkpoints_and_proofs_that_verify(api: Any, ledger: Any) -> None:
-    import httpx
-
     from uuid import UUID
+
+    import httpx
 
     org_id = UUID(api.org_id)
     ledger.app.create_policy(org_id, name="p", actor=ACTOR, context=RequestContext())
@@ -184,16 +185,21 @@ def test_log_api_serves_the_key_checkpoints_and_proofs_that_verify(api: Any, led
         merkle.verify_inclusion(leaf, seq - 1, checkpoint.size, path, checkpoint.root_hash)
     cons = api.get("/v1/log/proof/consistency", params={"from": small}).json()
     merkle.verify_consistency(
-        old_cp.size, checkpoint.size, [base64.b64decode(h) for h in cons["proof"]],
-        old_cp.root_hash, checkpoint.root_hash,
+        old_cp.size,
+        checkpoint.size,
+        [base64.b64decode(h) for h in cons["proof"]],
+        old_cp.root_hash,
+        checkpoint.root_hash,
     )
     bad = api.get("/v1/log/proof/inclusion", params={"seq": 99, "size": 99})
     assert bad.status_code == 422
 
-    _, token = ledger.create_api_key(org_id, name="no audit", permissions=["licenses:read"],
-                                     actor=ACTOR)
-    denied = httpx.get(f"{api.base_url}/v1/log/checkpoint",
-                       headers={"Authorization": f"Bearer {token}"})
+    _, token = ledger.create_api_key(
+        org_id, name="no audit", permissions=["licenses:read"], actor=ACTOR
+    )
+    denied = httpx.get(
+        f"{api.base_url}/v1/log/checkpoint", headers={"Authorization": f"Bearer {token}"}
+    )
     assert denied.status_code == 403
 
 
@@ -224,11 +230,16 @@ def test_cli_exports_a_bundle_and_verifies_it_offline(
     keyfile.write_text(res.stdout, encoding="utf-8")
     res = runner.invoke(app, ["audit", "bundle", "--org", str(org.id), "-o", str(out)])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["audit", "verify", str(out), "--key", str(keyfile),
-                              "--previous", str(prev), "--json"])
+    res = runner.invoke(
+        app, ["audit", "verify", str(out), "--key", str(keyfile), "--previous", str(prev), "--json"]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
-    assert report["valid"] and report["size"] == first.size + 1 and report["previous_size"] == first.size
+    assert (
+        report["valid"]
+        and report["size"] == first.size + 1
+        and report["previous_size"] == first.size
+    )
 
     out.write_bytes(out.read_bytes().replace(b'"org_seq":2', b'"org_seq":9'))
     res = runner.invoke(app, ["audit", "verify", str(out), "--key", str(keyfile)])

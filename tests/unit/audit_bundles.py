@@ -37,15 +37,25 @@ class Log:
             "n": seq,
         }
         return envelope(
-            org_id=self.org, org_seq=seq, originator_id=uuid.UUID(int=seq % 7),
-            originator_version=seq, topic=TOPIC, state=json.dumps(state).encode(),
+            org_id=self.org,
+            org_seq=seq,
+            originator_id=uuid.UUID(int=seq % 7),
+            originator_version=seq,
+            topic=TOPIC,
+            state=json.dumps(state).encode(),
         ).decode("utf-8")
 
     def root(self, size: int) -> bytes:
         return merkle.root([merkle.leaf_hash(e.encode()) for e in self.envelopes[:size]])
 
-    def checkpoint(self, size: int, *, key: SigningKey | None = None, origin: str | None = None,
-                   root_hash: bytes | None = None) -> str:
+    def checkpoint(
+        self,
+        size: int,
+        *,
+        key: SigningKey | None = None,
+        origin: str | None = None,
+        root_hash: bytes | None = None,
+    ) -> str:
         body = make_checkpoint(origin or self.origin, size, root_hash or self.root(size))
         return sign_note(body, NAME, key or self.key)
 

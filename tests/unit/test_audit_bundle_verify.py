@@ -73,7 +73,10 @@ def test_a_reformatted_bundle_is_rejected() -> None:
 
 def events_mutations(log: Log) -> dict[str, list[dict[str, Any]]]:
     events = log.bundle()["events"]
-    renumber = lambda evs: [{"org_seq": i + 1, "envelope": e["envelope"]} for i, e in enumerate(evs)]  # noqa: E731
+
+    def renumber(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{"org_seq": i + 1, "envelope": e["envelope"]} for i, e in enumerate(evs)]
+
     swapped = copy.deepcopy(events)
     swapped[2], swapped[5] = swapped[5], swapped[2]
     forged = log.envelope(4, state={"licensee_email": "evil@example.com"})
@@ -82,16 +85,21 @@ def events_mutations(log: Log) -> dict[str, list[dict[str, Any]]]:
         "reordered and renumbered": renumber(swapped),
         "dropped": events[:3] + events[4:],
         "dropped and renumbered": renumber(events[:3] + events[4:]),
-        "duplicated": events[:4] + [events[3]] + events[4:-1],
-        "duplicated and renumbered": renumber(events[:4] + [events[3]] + events[4:-1]),
-        "inserted forgery": renumber(events[:3] + [{"envelope": forged}] + events[3:-1]),
-        "replaced by forgery": events[:3] + [{"org_seq": 4, "envelope": forged}] + events[4:],
-        "appended forgery": events + [{"org_seq": 11, "envelope": log.envelope(11)}],
+        "duplicated": [*events[:4], events[3], *events[4:-1]],
+        "duplicated and renumbered": renumber([*events[:4], events[3], *events[4:-1]]),
+        "inserted forgery": renumber([*events[:3], {"envelope": forged}, *events[3:-1]]),
+        "replaced by forgery": [*events[:3], {"org_seq": 4, "envelope": forged}, *events[4:]],
+        "appended forgery": [*events, {"org_seq": 11, "envelope": log.envelope(11)}],
         "truncated": events[:-1],
         "emptied": [],
-        "other org's event": events[:3]
-        + [{"org_seq": 4, "envelope": Log(10, org="00000000-0000-0000-0000-00000000beef").envelopes[3]}]
-        + events[4:],
+        "other org's event": [
+            *events[:3],
+            {
+                "org_seq": 4,
+                "envelope": Log(10, org="00000000-0000-0000-0000-00000000beef").envelopes[3],
+            },
+            *events[4:],
+        ],
         "not a list": {"0": events[0]},  # type: ignore[dict-item]
         "extra field": [dict(events[0], leaf_hash="x"), *events[1:]],
         "seq as string": [dict(events[0], org_seq="1"), *events[1:]],
@@ -126,7 +134,7 @@ def test_a_changed_checkpoint_fails() -> None:
         assert name
 
 
-def test_a_truncated_log_with_its_own_older_checkpoint_is_caught_by_the_previous_checkpoint() -> None:
+def test_a_truncated_log_with_its_older_checkpoint_is_caught_by_the_previous_checkpoint() -> None:
     log = Log(10)
     older = log.bundle(7)
     assert ok(older, log).size == 7  # a consistent older bundle is still a valid bundle …
@@ -140,7 +148,8 @@ def test_a_previous_checkpoint_must_be_a_prefix() -> None:
     fork = Log(10, org=log.org)
     fork.envelopes[2] = fork.envelope(3, state={"rewritten": True})
     bad(log.bundle(), log, "not a prefix", previous=fork.checkpoint(4))
-    bad(log.bundle(), log, "signature", previous=Log(4, seed=b"\x02" * 32, org=log.org).checkpoint(4))
+    stranger = Log(4, seed=b"\x02" * 32, org=log.org)
+    bad(log.bundle(), log, "signature", previous=stranger.checkpoint(4))
     bad(log.bundle(), log, "signature", previous=Log(4).checkpoint(4))  # another org's origin
 
 
@@ -161,7 +170,10 @@ def test_an_embedded_previous_checkpoint_and_consistency_proof_are_checked() -> 
 def test_the_verifier_never_reads_the_state() -> None:
     log = Log(3)
     states = (
-        {"blob": "AQ" + "A" * 500}, {}, {"nested": [[[]]], "n": None}, {"x": "\u0000"},
+        {"blob": "AQ" + "A" * 500},
+        {},
+        {"nested": [[[]]], "n": None},
+        {"x": "\u0000"},
         {"org_id": "someone else", "org_seq": 99},  # nested keys of the same name: not the head
     )
     for state in states:

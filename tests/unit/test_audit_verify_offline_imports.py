@@ -1,4 +1,4 @@
-"""ledger.audit.verify (and ``python -m ledger.audit.verify``) run with only the stdlib and PyNaCl."""
+"""ledger.audit.verify (and its ``python -m`` entry point) runs on the stdlib and PyNaCl only."""
 
 from __future__ import annotations
 
@@ -45,7 +45,11 @@ def test_bundle_verifier_loads_and_verifies_with_only_stdlib_and_nacl(tmp_path: 
     bundle.write_bytes(canonical_bundle(log.bundle()))
     result = subprocess.run(
         [sys.executable, "-I", "-c", PROBE, str(ROOT), str(bundle), log.verifier],
-        capture_output=True, text=True, check=False, cwd=ROOT, timeout=60,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
@@ -62,7 +66,12 @@ def test_module_entry_point_prints_one_line_and_exits_non_zero_on_failure(tmp_pa
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's ledger, not an installed one
     run = lambda path: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "ledger.audit.verify", str(path), "--key", log.verifier],
-        capture_output=True, text=True, check=False, cwd=ROOT, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=60,
+        env=env,
     )
     ok, ko = run(good), run(bad)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: "), ok.stderr

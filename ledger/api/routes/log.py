@@ -49,8 +49,9 @@ def inclusion(
     who: Auth,
     ledger: Led,
     seq: Annotated[int, Query(ge=1, description="the event's org_seq")],
-    size: Annotated[int | None, Query(ge=1, description="tree size; default latest checkpoint")]
-    = None,
+    size: Annotated[
+        int | None, Query(ge=1, description="tree size; default latest checkpoint")
+    ] = None,
 ) -> dict[str, Any]:
     who.require("audit:read")
     if size is None:
@@ -63,8 +64,9 @@ def consistency(
     who: Auth,
     ledger: Led,
     old: Annotated[int, Query(alias="from", ge=1)],
-    new: Annotated[int | None, Query(alias="to", ge=1, description="default latest checkpoint")]
-    = None,
+    new: Annotated[
+        int | None, Query(alias="to", ge=1, description="default latest checkpoint")
+    ] = None,
 ) -> dict[str, Any]:
     who.require("audit:read")
     if new is None:
