@@ -50,7 +50,9 @@ def _stored(row: sa.Row[object]) -> StoredCheckpoint:
     created = m["created_at"]
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
-    return StoredCheckpoint(m["org_id"], int(m["size"]), bytes.fromhex(m["root"]), m["note"], created)
+    return StoredCheckpoint(
+        m["org_id"], int(m["size"]), bytes.fromhex(m["root"]), m["note"], created
+    )
 
 
 class Checkpointer:
@@ -79,7 +81,10 @@ class Checkpointer:
         note = self.signer.sign_checkpoint(org, size, root_hash)
         conn.execute(
             sa.insert(org_checkpoints).values(
-                org_id=org, size=size, root=root_hash.hex(), note=note,
+                org_id=org,
+                size=size,
+                root=root_hash.hex(),
+                note=note,
                 created_at=datetime.now(UTC),
             )
         )
