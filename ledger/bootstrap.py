@@ -19,9 +19,9 @@ from ledger.domain.organization import Organization
 from ledger.domain.values import Actor, RequestContext
 from ledger.keyring import SigningKeyring
 from ledger.logkey import LogSigner
-from ledger.recording import GroupCommitRecorder
 from ledger.settings import Settings
 from ledger.storage import create_store_engines, event_store_env, schema_lock
+from ledger.recording import GroupCommitRecorder
 from ledger.validating import ValidationService
 from projections.audit import AuditProjection, AuditView
 from projections.checkpoints import Checkpointer, CheckpointView
