@@ -11,17 +11,20 @@ from eventsourcing.utils import get_topic
 from sqlalchemy.engine import Engine
 
 from ledger.application import LedgerApplication
+from ledger.auditlog import AuditLog
 from ledger.crypto import aead
 from ledger.crypto.apikeys import generate_api_key
 from ledger.domain.apikey import ApiKey
 from ledger.domain.organization import Organization
 from ledger.domain.values import Actor, RequestContext
 from ledger.keyring import SigningKeyring
+from ledger.logkey import LogSigner
 from ledger.settings import Settings
 from ledger.storage import create_store_engines, event_store_env, schema_lock
 from ledger.recording import GroupCommitRecorder
 from ledger.validating import ValidationService
 from projections.audit import AuditProjection, AuditView
+from projections.checkpoints import Checkpointer, CheckpointView
 from projections.licenses import LicenseProjection, LicenseView
 from projections.runtime import Projection, ProjectionRunner
 from projections.stream import StreamProjection, StreamView
@@ -50,6 +53,7 @@ class Ledger:
     recorder: GroupCommitRecorder
     validator: ValidationService
     extras: dict[str, Any] = field(default_factory=dict)
+    auditlog: AuditLog = field(default=None)  # type: ignore[assignment]  # set by bootstrap
 
     def start_workers(self) -> None:
         if self.runner.poke not in self.app.save_listeners:
@@ -65,8 +69,12 @@ class Ledger:
         cutoff = datetime.now(UTC) - timedelta(days=days or self.settings.audit_retention_days)
         return self.audit.prune_validations(cutoff, writer=self.writer)
 
+    def sign_checkpoints(self) -> int:
+        """Sign a checkpoint for every org whose log grew since its last one."""
+        return self.auditlog.checkpointer.sign_pending(self.writer)
+
     def start_maintenance(self, every_seconds: float = 3600.0) -> None:
-        """Periodic tasks in a daemon thread: audit retention."""
+        """Periodic tasks in daemon threads: audit retention, audit-log checkpoints."""
         import logging
         import threading
 
@@ -79,7 +87,15 @@ class Ledger:
                 except Exception:
                     logging.getLogger(__name__).exception("audit prune failed")
 
+        def checkpoints() -> None:
+            while not stop.wait(self.settings.checkpoint_every_seconds):
+                try:
+                    self.sign_checkpoints()
+                except Exception:
+                    logging.getLogger(__name__).exception("checkpoint signing failed")
+
         threading.Thread(target=loop, name="maintenance", daemon=True).start()
+        threading.Thread(target=checkpoints, name="checkpoints", daemon=True).start()
 
     def close(self) -> None:
         for name in ("maintenance_stop", "listener"):
@@ -171,8 +187,8 @@ def cli_actor() -> Actor:
     return Actor(kind="cli", id=user)
 
 
-def projections() -> list[Projection]:
-    return [LicenseProjection(), StreamProjection(), AuditProjection()]
+def projections(checkpointer: Checkpointer | None = None) -> list[Projection]:
+    return [LicenseProjection(), StreamProjection(checkpointer), AuditProjection()]
 
 PROJECTION_NAMES = ("licenses", "stream", "audit")
 
@@ -180,15 +196,22 @@ PROJECTION_NAMES = ("licenses", "stream", "audit")
 def bootstrap(settings: Settings | None = None) -> Ledger:
     settings = settings or Settings()
     writer, reader = create_store_engines(settings)
-    keyring = SigningKeyring(writer, load_kek(settings))
+    kek = load_kek(settings)
+    keyring = SigningKeyring(writer, kek)
+    log_signer = LogSigner(writer, kek, name=settings.log_name)
+    checkpointer = Checkpointer(log_signer, every_events=settings.checkpoint_every_events)
     with schema_lock(settings):
         keyring.create_tables()
+        log_signer.create_tables()
+        log_signer.ensure()
         app = LedgerApplication(event_store_env(settings), keyring=keyring)
         runner = ProjectionRunner(
-            app, writer, projections(), poll_interval=settings.poll_interval, reader=reader
+            app, writer, projections(checkpointer), poll_interval=settings.poll_interval,
+            reader=reader,
         )
         runner.create_tables()
     licenses = LicenseView(reader)
+    stream = StreamView(reader)
     recorder = GroupCommitRecorder(app)
     return Ledger(
         settings=settings,
@@ -198,8 +221,9 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
         reader=reader,
         runner=runner,
         licenses=licenses,
-        stream=StreamView(reader),
+        stream=stream,
         audit=AuditView(reader),
         recorder=recorder,
         validator=ValidationService(licenses, recorder),
+        auditlog=AuditLog(log_signer, checkpointer, CheckpointView(reader), stream),
     )

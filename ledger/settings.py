@@ -29,6 +29,17 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(
         default=90, ge=1, description="validation records older than this leave the audit view"
     )
+    log_name: str = Field(
+        default="license-ledger.local",
+        pattern=r"^[^\s+]+$",
+        description="audit log key name; each org's checkpoint origin is <log_name>/orgs/<org id>",
+    )
+    checkpoint_every_events: int = Field(
+        default=1000, ge=1, description="sign an org checkpoint once its log grew by this many"
+    )
+    checkpoint_every_seconds: float = Field(
+        default=60.0, gt=0, description="sign checkpoints of any unsigned growth this often"
+    )
 
     @field_validator("database_url")
     @classmethod

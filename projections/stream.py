@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -47,6 +47,24 @@ org_log = sa.Table(
 )
 
 
+#: Signed checkpoints of each org's log (``projections.checkpoints``). Not cleared by a rebuild:
+#: they are statements already published, and a rebuilt log must still match them.
+org_checkpoints = sa.Table(
+    "org_checkpoints",
+    metadata,
+    sa.Column("org_id", sa.String(36), primary_key=True),
+    sa.Column("size", sa.BigInteger, primary_key=True),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class BatchHook(Protocol):
+    def after_batch(self, conn: Connection, heads: dict[str, tuple[int, bytes]]) -> None:
+        """Called in the batch transaction with each changed org's new (size, root)."""
+
+
 def org_of(event: Any) -> UUID:
     org = getattr(event, "org_id", None)
     return org if org is not None else event.originator_id  # Organization.Created
@@ -57,7 +75,8 @@ class StreamProjection(Projection):
     metadata = metadata
     filter_topics = False
 
-    def __init__(self) -> None:
+    def __init__(self, checkpoints: BatchHook | None = None) -> None:
+        self._checkpoints = checkpoints
         self._rows: list[dict[str, Any]] = []
         self._logs: dict[str, MerkleLog] = {}
         self._dirty: set[str] = set()
@@ -124,11 +143,13 @@ class StreamProjection(Projection):
         if self._rows:
             conn.execute(org_stream.insert(), self._rows)  # one compiled statement, executemany
         self._rows = []
+        heads: dict[str, tuple[int, bytes]] = {}
         for org in self._dirty:
             log = self._logs[org]
+            heads[org] = (log.size, log.root())
             values = {
                 "size": log.size,
-                "root": log.root().hex(),
+                "root": heads[org][1].hex(),
                 "subtrees": json.dumps([h.hex() for h in log.subtree_hashes]),
             }
             if org in self._known:
@@ -136,6 +157,8 @@ class StreamProjection(Projection):
             else:
                 conn.execute(sa.insert(org_log).values(org_id=org, **values))
                 self._known.add(org)
+        if self._checkpoints is not None:
+            self._checkpoints.after_batch(conn, heads)
         self._dirty.clear()
         # The cached logs are only valid inside this process's view of committed batches; drop
         # them so a concurrent runner (another process) can never make us append from stale state.
@@ -190,6 +213,16 @@ class StreamView:
 
             return 0, empty_root().hex()
         return int(row.size), row.root
+
+    def envelopes(self, org_id: UUID, size: int) -> list[tuple[int, str]]:
+        """``(org_seq, envelope text as stored)`` for org_seq 1…size."""
+        stmt = (
+            sa.select(org_stream.c.org_seq, org_stream.c.envelope)
+            .where(org_stream.c.org_id == str(org_id), org_stream.c.org_seq <= size)
+            .order_by(org_stream.c.org_seq)
+        )
+        with self.engine.connect() as conn:
+            return [(int(r.org_seq), r.envelope) for r in conn.execute(stmt)]
 
     def leaf_hashes(self, org_id: UUID, size: int) -> list[bytes]:
         stmt = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import signal
 import sys
 import threading
@@ -138,6 +139,85 @@ def audit_prune(
     with opened(catch_up=True) as ledger:
         n = ledger.prune_audit(days)
         emit({"pruned": n}, json_out, lambda d: console.print(f"pruned {d['pruned']} validation rows"))
+
+
+@audit_app.command("log-key")
+def audit_log_key(json_out: bool = JsonOpt) -> None:
+    """Print the audit log's public verifier key (give it to auditors out of band)."""
+    with opened() as ledger:
+        signer = ledger.auditlog.signer
+        emit({"verifier_key": signer.verifier_key(), "name": signer.name}, json_out,
+             lambda d: print(d["verifier_key"]))
+
+
+@audit_app.command("bundle")
+def audit_bundle(
+    org: str = typer.Option(..., "--org", envvar="LEDGER_ORG"),
+    out: Path = typer.Option(None, "--out", "-o", help="file to write (default stdout)"),
+    size: int = typer.Option(None, "--size", min=0, help="a stored checkpoint's size"),
+    previous_size: int = typer.Option(
+        None, "--previous-size", min=1, help="embed this older checkpoint + consistency proof"
+    ),
+) -> None:
+    """Export the org's events, a signed checkpoint and proofs for offline verification."""
+    from ledger.audit.verify import canonical_bundle
+
+    org_id = parse_uuid(org, "--org")
+    with opened(catch_up=True) as ledger:
+        data = canonical_bundle(
+            ledger.auditlog.bundle(org_id, size=size, previous_size=previous_size)
+        )
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return
+    try:
+        out.write_bytes(data)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    bundle: Path = typer.Argument(..., help="bundle file from 'audit bundle'"),
+    previous: Path = typer.Option(None, "--previous", help="an earlier signed checkpoint note"),
+    key: list[str] = typer.Option(
+        None, "--key", help="trusted verifier key, or a file holding it (repeatable)"
+    ),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Verify a bundle offline (no database): events, root, signature, consistency."""
+    from ledger.audit.verify import BundleVerificationError, verify_bundle
+
+    try:
+        data = bundle.read_bytes()
+        prev = previous.read_text(encoding="utf-8") if previous else None
+        keys = [_key_arg(k) for k in key] if key else None
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read input: {exc}")
+    try:
+        result = verify_bundle(data, keys, previous=prev)
+    except BundleVerificationError as exc:
+        if json_out:
+            emit({"valid": False, "reason": exc.reason}, True)
+        fail(str(exc))
+    emit(
+        {"valid": True, "origin": result.origin, "org_id": result.org_id, "size": result.size,
+         "root": base64.b64encode(result.root_hash).decode(), "previous_size": result.previous_size,
+         "trusted_key": keys is not None},
+        json_out,
+        lambda d: console.print(
+            f"ok: {d['origin']} size {d['size']} verified"
+            + ("" if d["trusted_key"] else " (under the bundle's own key: pass --key to trust)"),
+            highlight=False,
+        ),
+    )
+
+
+def _key_arg(value: str) -> str:
+    """A verifier key string, or the path of a file holding one."""
+    path = Path(value)
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else value
 
 
 def events_command(
