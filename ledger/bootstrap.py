@@ -20,6 +20,7 @@ from ledger.keyring import SigningKeyring
 from ledger.settings import Settings
 from ledger.storage import create_store_engines, event_store_env, schema_lock
 from ledger.recording import GroupCommitRecorder
+from ledger.tenancy import install_row_security
 from ledger.validating import ValidationService
 from projections.audit import AuditProjection, AuditView
 from projections.licenses import LicenseProjection, LicenseView
@@ -139,7 +140,8 @@ def _listen_for_writes(ledger: Ledger) -> Any:
     import threading
 
     import psycopg
-    from psycopg import sql
+
+    from ledger import sql
 
     channel = getattr(ledger.app.recorder, "channel_name", None)
     url = ledger.settings.database_url
@@ -151,7 +153,7 @@ def _listen_for_writes(ledger: Ledger) -> Any:
         while not stop.is_set():
             try:
                 with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    sql.listen(conn, channel)
                     while not stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             ledger.runner.poke()
@@ -188,6 +190,8 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
             app, writer, projections(), poll_interval=settings.poll_interval, reader=reader
         )
         runner.create_tables()
+        if settings.is_postgres:
+            install_row_security(writer)  # tenancy's second layer (docs/tenancy.md)
     licenses = LicenseView(reader)
     recorder = GroupCommitRecorder(app)
     return Ledger(
