@@ -292,6 +292,15 @@ def row_to_dict(row: Any) -> dict[str, Any]:
     }
 
 
+# The validation hot path's statements, built once (the tenant session adds the org filter).
+_LOOKUP_KEY = (
+    sa.select(*columns(LicenseRow))
+    .join(LicenseKeyRow, LicenseKeyRow.license_id == LicenseRow.license_id)
+    .where(LicenseKeyRow.key_hash == sa.bindparam("key_hash"))
+)
+_ORG_EXISTS = sa.select(OrgRow.org_id)
+
+
 class LicenseView:
     """Queries over the validation read model, each in a session bound to one organization
     (``ledger.tenancy.TenantSession`` adds the org filter); only ``list_orgs`` spans orgs."""
@@ -300,13 +309,8 @@ class LicenseView:
         self.engine = engine
 
     def lookup_key(self, org_id: UUID, key_hash: str) -> tuple[str, LicenseState] | None:
-        stmt = (
-            sa.select(*columns(LicenseRow))
-            .join(LicenseKeyRow, LicenseKeyRow.license_id == LicenseRow.license_id)
-            .where(LicenseKeyRow.key_hash == key_hash)
-        )
         with TenantSession(self.engine, org_id) as session:
-            row = session.execute(stmt).first()
+            row = session.execute(_LOOKUP_KEY, {"key_hash": key_hash}).first()
         return None if row is None else (row.license_id, row_to_state(row))
 
     def license_for_key(self, org_id: UUID, key_hash: str) -> str | None:
@@ -317,7 +321,7 @@ class LicenseView:
 
     def org_exists(self, org_id: UUID) -> bool:
         with TenantSession(self.engine, org_id) as session:
-            row = session.execute(sa.select(OrgRow.org_id)).first()
+            row = session.execute(_ORG_EXISTS).first()
         return row is not None
 
     def get(self, org_id: UUID, license_id: UUID) -> dict[str, Any] | None:
