@@ -22,6 +22,7 @@ from ledger.logkey import LogSigner
 from ledger.settings import Settings
 from ledger.storage import create_store_engines, event_store_env, schema_lock
 from ledger.recording import GroupCommitRecorder
+from ledger.tenancy import install_row_security
 from ledger.validating import ValidationService
 from projections.audit import AuditProjection, AuditView
 from projections.checkpoints import Checkpointer, CheckpointView
@@ -155,7 +156,8 @@ def _listen_for_writes(ledger: Ledger) -> Any:
     import threading
 
     import psycopg
-    from psycopg import sql
+
+    from ledger import sql
 
     channel = getattr(ledger.app.recorder, "channel_name", None)
     url = ledger.settings.database_url
@@ -167,7 +169,7 @@ def _listen_for_writes(ledger: Ledger) -> Any:
         while not stop.is_set():
             try:
                 with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    sql.listen(conn, channel)
                     while not stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             ledger.runner.poke()
@@ -210,6 +212,8 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
             reader=reader,
         )
         runner.create_tables()
+        if settings.is_postgres:
+            install_row_security(writer)  # tenancy's second layer (docs/tenancy.md)
     licenses = LicenseView(reader)
     stream = StreamView(reader)
     recorder = GroupCommitRecorder(app)

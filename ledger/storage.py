@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from ledger import sql
 from ledger.settings import Settings
 
 
@@ -76,24 +77,16 @@ def create_store_engines(settings: Settings) -> tuple[Engine, Engine]:
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+    sql.sqlite_pragmas(dbapi_conn)
 
 
 def _sqlite_begin_immediate(conn: Any) -> None:
     # Take the write lock up front so read-then-write transactions never fail with SQLITE_BUSY.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    sql.sqlite_begin(conn, immediate=True)
 
 
 def _sqlite_begin_deferred(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
-
-
-_SCHEMA_LOCK_KEY = 0x4C4C5343  # "LLSC"
+    sql.sqlite_begin(conn, immediate=False)
 
 
 @contextmanager
@@ -106,8 +99,8 @@ def schema_lock(settings: Settings) -> Iterator[None]:
     import psycopg
 
     with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK_KEY,))
+        sql.advisory_lock(conn)
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK_KEY,))
+            sql.advisory_unlock(conn)

@@ -19,9 +19,11 @@ from uuid import UUID
 import sqlalchemy as sa
 from eventsourcing.persistence import Notification
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Mapped
 
 from ledger.domain.values import PersonalData
 from ledger.events import event_id, event_type_from_topic
+from ledger.tenancy import TenantScoped, TenantSession, columns, map_tenant_table
 from projections.runtime import Projection
 from projections.stream import org_of
 
@@ -45,6 +47,22 @@ audit = sa.Table(
     sa.Index("ix_audit_org_license", "org_id", "license_id", "id"),
     sa.Index("ix_audit_action_time", "action", "occurred_at"),
 )
+
+class AuditRow(TenantScoped):
+    id: Mapped[int]
+    org_id: Mapped[str]
+    occurred_at: Mapped[datetime]
+    event_id: Mapped[str]
+    action: Mapped[str]
+    actor: Mapped[str]
+    actor_subject: Mapped[str | None]
+    ip: Mapped[str | None]
+    user_agent: Mapped[str | None]
+    license_id: Mapped[str | None]
+    changes: Mapped[str]
+
+
+map_tenant_table(AuditRow, audit)
 
 _NOT_CHANGES = {
     "originator_id", "originator_version", "originator_topic", "timestamp", "org_id", "actor",
@@ -154,28 +172,28 @@ class AuditView:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def _select(self, org_id: UUID, f: AuditFilter, after: int) -> sa.Select[Any]:
-        stmt = sa.select(audit).where(audit.c.org_id == str(org_id), audit.c.id > after)
+    def _select(self, f: AuditFilter, after: int) -> sa.Select[Any]:
+        stmt = sa.select(*columns(AuditRow)).where(AuditRow.id > after)
         if f.license_id:
-            stmt = stmt.where(audit.c.license_id == f.license_id)
+            stmt = stmt.where(AuditRow.license_id == f.license_id)
         if f.actor:
-            stmt = stmt.where(audit.c.actor == f.actor)
+            stmt = stmt.where(AuditRow.actor == f.actor)
         if f.action:
             if f.action.endswith(".*"):
-                stmt = stmt.where(audit.c.action.startswith(f.action[:-1], autoescape=True))
+                stmt = stmt.where(AuditRow.action.startswith(f.action[:-1], autoescape=True))
             else:
-                stmt = stmt.where(audit.c.action == f.action)
+                stmt = stmt.where(AuditRow.action == f.action)
         if f.since:
-            stmt = stmt.where(audit.c.occurred_at >= f.since)
+            stmt = stmt.where(AuditRow.occurred_at >= f.since)
         if f.until:
-            stmt = stmt.where(audit.c.occurred_at < f.until)
-        return stmt.order_by(audit.c.id)
+            stmt = stmt.where(AuditRow.occurred_at < f.until)
+        return stmt.order_by(AuditRow.id)
 
     def page(
         self, org_id: UUID, f: AuditFilter, *, after: int = 0, limit: int = 100
     ) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(self._select(org_id, f, after).limit(limit)).all()
+        with TenantSession(self.engine, org_id) as session:  # adds the org filter
+            rows = session.execute(self._select(f, after).limit(limit)).all()
         return [_row(r) for r in rows]
 
     def iter_rows(self, org_id: UUID, f: AuditFilter, chunk: int = 2000) -> Iterator[dict[str, Any]]:

@@ -13,10 +13,12 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Mapped
 
 from ledger.domain.license import License
 from ledger.domain.organization import Organization, Policy
 from ledger.domain.validation import ExpirationStrategy, LicenseState
+from ledger.tenancy import TenantScoped, TenantSession, columns, map_tenant_table
 from projections.runtime import Projection, handles
 
 metadata = sa.MetaData()
@@ -71,6 +73,54 @@ license_keys = sa.Table(
     sa.Column("org_id", sa.String(36), nullable=False),
     sa.Column("license_id", sa.String(36), nullable=False, index=True),
 )
+
+
+class OrgRow(TenantScoped):
+    org_id: Mapped[str]
+    name: Mapped[str]
+    created_at: Mapped[datetime]
+
+
+class PolicyRow(TenantScoped):
+    policy_id: Mapped[str]
+    org_id: Mapped[str]
+    name: Mapped[str]
+    duration_seconds: Mapped[int | None]
+    max_machines: Mapped[int | None]
+    expiration_strategy: Mapped[str]
+    grace_period_seconds: Mapped[int]
+    entitlements: Mapped[str]
+    created_at: Mapped[datetime]
+
+
+class LicenseRow(TenantScoped):
+    license_id: Mapped[str]
+    org_id: Mapped[str]
+    policy_id: Mapped[str | None]
+    revoked: Mapped[bool]
+    suspended: Mapped[bool]
+    expires_at: Mapped[datetime | None]
+    grace_period_seconds: Mapped[int]
+    expiration_strategy: Mapped[str]
+    max_machines: Mapped[int | None]
+    machines: Mapped[str]
+    entitlements: Mapped[str]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_check_in: Mapped[datetime | None]
+    version: Mapped[int]
+
+
+class LicenseKeyRow(TenantScoped):
+    key_hash: Mapped[str]
+    org_id: Mapped[str]
+    license_id: Mapped[str]
+
+
+map_tenant_table(OrgRow, orgs)
+map_tenant_table(PolicyRow, policies)
+map_tenant_table(LicenseRow, licenses)
+map_tenant_table(LicenseKeyRow, license_keys)
 
 
 def _dt(value: datetime | None) -> datetime | None:
@@ -242,68 +292,64 @@ def row_to_dict(row: Any) -> dict[str, Any]:
     }
 
 
+# The validation hot path's statements, built once (the tenant session adds the org filter).
+_LOOKUP_KEY = (
+    sa.select(*columns(LicenseRow))
+    .join(LicenseKeyRow, LicenseKeyRow.license_id == LicenseRow.license_id)
+    .where(LicenseKeyRow.key_hash == sa.bindparam("key_hash"))
+)
+_ORG_EXISTS = sa.select(OrgRow.org_id)
+
+
 class LicenseView:
-    """Queries over the validation read model. Every query is scoped by organization."""
+    """Queries over the validation read model, each in a session bound to one organization
+    (``ledger.tenancy.TenantSession`` adds the org filter); only ``list_orgs`` spans orgs."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
     def lookup_key(self, org_id: UUID, key_hash: str) -> tuple[str, LicenseState] | None:
-        stmt = (
-            sa.select(licenses)
-            .join(license_keys, license_keys.c.license_id == licenses.c.license_id)
-            .where(license_keys.c.key_hash == key_hash, license_keys.c.org_id == str(org_id))
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(stmt).first()
+        with TenantSession(self.engine, org_id) as session:
+            row = session.execute(_LOOKUP_KEY, {"key_hash": key_hash}).first()
         return None if row is None else (row.license_id, row_to_state(row))
 
     def license_for_key(self, org_id: UUID, key_hash: str) -> str | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(license_keys.c.license_id).where(
-                    license_keys.c.key_hash == key_hash, license_keys.c.org_id == str(org_id)
-                )
-            ).first()
+        stmt = sa.select(LicenseKeyRow.license_id).where(LicenseKeyRow.key_hash == key_hash)
+        with TenantSession(self.engine, org_id) as session:
+            row = session.execute(stmt).first()
         return None if row is None else str(row.license_id)
 
     def org_exists(self, org_id: UUID) -> bool:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(orgs.c.org_id).where(orgs.c.org_id == str(org_id))).first()
+        with TenantSession(self.engine, org_id) as session:
+            row = session.execute(_ORG_EXISTS).first()
         return row is not None
 
     def get(self, org_id: UUID, license_id: UUID) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(licenses).where(
-                    licenses.c.org_id == str(org_id), licenses.c.license_id == str(license_id)
-                )
-            ).first()
+        stmt = sa.select(*columns(LicenseRow)).where(LicenseRow.license_id == str(license_id))
+        with TenantSession(self.engine, org_id) as session:
+            row = session.execute(stmt).first()
         return None if row is None else row_to_dict(row)
 
     def list(
         self, org_id: UUID, *, after: tuple[datetime, str] | None = None, limit: int = 50
     ) -> list[dict[str, Any]]:
-        stmt = sa.select(licenses).where(licenses.c.org_id == str(org_id))
+        stmt = sa.select(*columns(LicenseRow))
         if after is not None:
             at, lid = after
             stmt = stmt.where(
                 sa.or_(
-                    licenses.c.created_at > at,
-                    sa.and_(licenses.c.created_at == at, licenses.c.license_id > lid),
+                    LicenseRow.created_at > at,
+                    sa.and_(LicenseRow.created_at == at, LicenseRow.license_id > lid),
                 )
             )
-        stmt = stmt.order_by(licenses.c.created_at, licenses.c.license_id).limit(limit)
-        with self.engine.connect() as conn:
-            return [row_to_dict(r) for r in conn.execute(stmt).all()]
+        stmt = stmt.order_by(LicenseRow.created_at, LicenseRow.license_id).limit(limit)
+        with TenantSession(self.engine, org_id) as session:
+            return [row_to_dict(r) for r in session.execute(stmt).all()]
 
     def list_policies(self, org_id: UUID) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(policies)
-                .where(policies.c.org_id == str(org_id))
-                .order_by(policies.c.created_at)
-            ).all()
+        stmt = sa.select(*columns(PolicyRow)).order_by(PolicyRow.created_at)
+        with TenantSession(self.engine, org_id) as session:
+            rows = session.execute(stmt).all()
         return [
             {
                 "id": r.policy_id,
@@ -320,6 +366,7 @@ class LicenseView:
         ]
 
     def list_orgs(self) -> list[dict[str, Any]]:
+        """Every organization: for the operator's CLI, deliberately across orgs."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(orgs).order_by(orgs.c.created_at)).all()
         return [{"id": r.org_id, "name": r.name, "created_at": _dt(r.created_at)} for r in rows]

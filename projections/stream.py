@@ -15,9 +15,11 @@ from uuid import UUID
 import sqlalchemy as sa
 from eventsourcing.persistence import Notification
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Mapped
 
 from ledger.audit.merkle import MerkleLog, leaf_hash
 from ledger.events import envelope, event_id, event_type_from_topic
+from ledger.tenancy import TenantScoped, TenantSession, columns, map_tenant_table
 from projections.runtime import Projection
 
 metadata = sa.MetaData()
@@ -63,6 +65,41 @@ org_checkpoints = sa.Table(
 class BatchHook(Protocol):
     def after_batch(self, conn: Connection, heads: dict[str, tuple[int, bytes]]) -> None:
         """Called in the batch transaction with each changed org's new (size, root)."""
+
+
+class StreamRow(TenantScoped):
+    org_id: Mapped[str]
+    org_seq: Mapped[int]
+    notification_id: Mapped[int]
+    event_id: Mapped[str]
+    event_type: Mapped[str]
+    aggregate_id: Mapped[str]
+    version: Mapped[int]
+    occurred_at: Mapped[datetime]
+    envelope: Mapped[str]
+    leaf_hash: Mapped[str]
+
+
+class OrgLogRow(TenantScoped):
+    org_id: Mapped[str]
+    size: Mapped[int]
+    root: Mapped[str]
+    subtrees: Mapped[str]
+
+
+map_tenant_table(StreamRow, org_stream)
+map_tenant_table(OrgLogRow, org_log)
+
+
+class CheckpointRow(TenantScoped):
+    org_id: Mapped[str]
+    size: Mapped[int]
+    root: Mapped[str]
+    note: Mapped[str]
+    created_at: Mapped[datetime]
+
+
+map_tenant_table(CheckpointRow, org_checkpoints)
 
 
 def org_of(event: Any) -> UUID:
@@ -184,13 +221,13 @@ class StreamView:
 
     def page(self, org_id: UUID, *, after: int = 0, limit: int = 100) -> list[StreamEvent]:
         stmt = (
-            sa.select(org_stream)
-            .where(org_stream.c.org_id == str(org_id), org_stream.c.org_seq > after)
-            .order_by(org_stream.c.org_seq)
+            sa.select(*columns(StreamRow))
+            .where(StreamRow.org_seq > after)
+            .order_by(StreamRow.org_seq)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+        with TenantSession(self.engine, org_id) as session:  # adds the org filter
+            rows = session.execute(stmt).all()
         return [
             StreamEvent(
                 org_seq=int(r.org_seq),
@@ -206,8 +243,8 @@ class StreamView:
         ]
 
     def head(self, org_id: UUID) -> tuple[int, str]:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(org_log).where(org_log.c.org_id == str(org_id))).first()
+        with TenantSession(self.engine, org_id) as session:
+            row = session.execute(sa.select(*columns(OrgLogRow))).first()
         if row is None:
             from ledger.audit.merkle import empty_root
 
@@ -226,9 +263,9 @@ class StreamView:
 
     def leaf_hashes(self, org_id: UUID, size: int) -> list[bytes]:
         stmt = (
-            sa.select(org_stream.c.leaf_hash)
-            .where(org_stream.c.org_id == str(org_id), org_stream.c.org_seq <= size)
-            .order_by(org_stream.c.org_seq)
+            sa.select(StreamRow.leaf_hash)
+            .where(StreamRow.org_seq <= size)
+            .order_by(StreamRow.org_seq)
         )
-        with self.engine.connect() as conn:
-            return [bytes.fromhex(r.leaf_hash) for r in conn.execute(stmt)]
+        with TenantSession(self.engine, org_id) as session:
+            return [bytes.fromhex(r.leaf_hash) for r in session.execute(stmt)]

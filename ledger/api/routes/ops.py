@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ledger import sql
 from ledger.api.deps import get_ledger
 from ledger.api.problems import problem
 from ledger.bootstrap import Ledger
@@ -28,7 +28,7 @@ def healthz() -> dict[str, str]:
 def readyz(ledger: Led) -> Any:
     try:
         with ledger.reader.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+            sql.ping(conn)
         statuses = ledger.runner.status()
     except Exception as exc:
         return problem(503, "NOT_READY", f"store unreachable: {type(exc).__name__}")
