@@ -418,6 +418,10 @@ class LedgerApplication(Application[UUID]):
         context: RequestContext,
     ) -> ApiKey:
         self.get_organization(org_id)
+        if len(name) > 200 or not name.isprintable():
+            raise InvalidInputError("API key name must be at most 200 printable characters")
+        if expires_at is not None and (expires_at.tzinfo is None or expires_at <= self.clock()):
+            raise InvalidInputError("expires_at must be a future time with a time zone")
         key = ApiKey(
             org_id=org_id,
             key_id=key_id,
@@ -445,10 +449,13 @@ class LedgerApplication(Application[UUID]):
         self, org_id: UUID, key_id: str, *, actor: Actor, context: RequestContext
     ) -> ApiKey:
         now = self.clock()
-        return self._modify(
-            ApiKey, org_id, api_key_aggregate_id(key_id), ApiKeyNotFoundError,
-            lambda k: k.revoke(now, actor, context),
-        )[0]
+        try:
+            return self._modify(
+                ApiKey, org_id, api_key_aggregate_id(key_id), ApiKeyNotFoundError,
+                lambda k: k.revoke(now, actor, context),
+            )[0]
+        except ApiKeyNotFoundError:
+            raise ApiKeyNotFoundError(f"API key {key_id} not found") from None
 
 
 def _personal(subject: str, value: str | None, field: str, limit: int) -> PersonalData | None:

@@ -61,6 +61,9 @@ class Metrics:
         self.registry.register(ProjectionCollector(ledger))
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class TimingMiddleware:
     """Pure ASGI (no BaseHTTPMiddleware overhead): time each request by its route template."""
 
@@ -86,6 +89,7 @@ class TimingMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], path, str(status)).observe(
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self.metrics.requests.labels(method, path, str(status)).observe(
                 time.perf_counter() - start
             )

@@ -74,7 +74,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.LedgerError)
     async def ledger_error(_req: Request, exc: e.LedgerError) -> JSONResponse:
         status, code = status_and_code(exc)
-        return problem(status, code, exc.message)
+        headers = {"WWW-Authenticate": 'Bearer realm="license-ledger"'} if status == 401 else None
+        return problem(status, code, exc.message, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,7 +5,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StringConstraints,
+)
+
+
+def _rfc3339_only(value: object) -> object:
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 string such as 2027-01-31T00:00:00Z")
+    return value
+
+
+#: No coercion: a number is not a timestamp, "100" is not an int, true is not 1.
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+
+#: One entitlement code or machine fingerprint, as the domain accepts them.
+Entitlement = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Fingerprint = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 class Strict(BaseModel):
@@ -14,11 +38,11 @@ class Strict(BaseModel):
 
 class PolicyCreate(Strict):
     name: str = Field(min_length=1, max_length=200, examples=["Pro, yearly"])
-    duration_seconds: int | None = Field(default=None, ge=1, examples=[31536000])
-    max_machines: int | None = Field(default=None, ge=0, le=1_000_000, examples=[3])
+    duration_seconds: StrictInt | None = Field(default=None, ge=1, examples=[31536000])
+    max_machines: StrictInt | None = Field(default=None, ge=0, le=1_000_000, examples=[3])
     expiration_strategy: Literal["RESTRICT_ACCESS", "MAINTAIN_ACCESS"] = "RESTRICT_ACCESS"
-    grace_period_seconds: int = Field(default=0, ge=0, le=366 * 86400)
-    entitlements: list[str] = Field(default_factory=list, max_length=1000, examples=[["pro"]])
+    grace_period_seconds: StrictInt = Field(default=0, ge=0, le=366 * 86400)
+    entitlements: list[Entitlement] = Field(default_factory=list, max_length=1000, examples=[["pro"]])
 
 
 class PolicyOut(BaseModel):
@@ -35,9 +59,9 @@ class PolicyOut(BaseModel):
 
 class LicenseIssue(Strict):
     policy_id: str = Field(examples=["6c1f7d9e-1f0b-4f5e-9d8a-2b7c3e4f5a6b"])
-    expires_at: AwareDatetime | None = None
-    max_machines: int | None = Field(default=None, ge=0, le=1_000_000)
-    entitlements: list[str] = Field(default_factory=list, max_length=1000)
+    expires_at: Instant | None = None
+    max_machines: StrictInt | None = Field(default=None, ge=0, le=1_000_000)
+    entitlements: list[Entitlement] = Field(default_factory=list, max_length=1000)
     licensee_name: str | None = Field(default=None, max_length=200, examples=["Ada Lovelace"])
     licensee_email: str | None = Field(default=None, max_length=320, examples=["ada@example.com"])
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -87,7 +111,7 @@ class Reason(Strict):
 
 class Renew(Strict):
     basis: Literal["from_expiry", "from_now"] = "from_expiry"
-    duration_seconds: int | None = Field(default=None, ge=1)
+    duration_seconds: StrictInt | None = Field(default=None, ge=1)
 
 
 class MachineActivate(Strict):
@@ -100,15 +124,15 @@ class CheckIn(Strict):
 
 
 class EntitlementsChange(Strict):
-    add: list[str] = Field(default_factory=list, max_length=1000)
-    remove: list[str] = Field(default_factory=list, max_length=1000)
+    add: list[Entitlement] = Field(default_factory=list, max_length=1000)
+    remove: list[Entitlement] = Field(default_factory=list, max_length=1000)
 
 
 class ValidateKey(Strict):
     key: str = Field(min_length=1, max_length=16_384)
     fingerprint: str | None = Field(default=None, min_length=1, max_length=256)
-    fingerprints: list[str] = Field(default_factory=list, max_length=100)
-    entitlements: list[str] = Field(default_factory=list, max_length=100)
+    fingerprints: list[Fingerprint] = Field(default_factory=list, max_length=100)
+    entitlements: list[Entitlement] = Field(default_factory=list, max_length=100)
     nonce: str | None = Field(default=None, max_length=128)
 
 

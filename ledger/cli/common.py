@@ -55,6 +55,8 @@ def opened(*, catch_up: bool = False) -> Iterator[Any]:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise typer.Exit(0) from None
+    except OverflowError:
+        fail("a number or date is out of range")
     except (OSError, ValueError) as exc:
         fail(str(exc) or type(exc).__name__)
     except (SQLAlchemyError, PersistenceError) as exc:

@@ -70,7 +70,7 @@ def serve(
 def verify(
     key: str = typer.Argument(..., help="the license key"),
     keyset: Path = typer.Option(..., "--keyset", help="key set JSON file (from 'keys export')"),
-    skew: int = typer.Option(300, help="allowed clock skew in seconds"),
+    skew: int = typer.Option(300, min=0, max=86_400, help="allowed clock skew in seconds"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Verify a license key offline with the public key set only."""
@@ -120,7 +120,20 @@ def history(
 
 
 def main() -> None:
+    """Entry point: usage errors become one line on stderr (exit 2), like every other error."""
+    import click
+
     try:
-        app()
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        sys.stderr.write(f"error: {exc.format_message()}\n")
+        sys.exit(exc.exit_code)
+    except OverflowError:
+        sys.stderr.write("error: a number or date is out of range\n")
+        sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -134,8 +134,8 @@ def audit_prune(
     json_out: bool = JsonOpt,
 ) -> None:
     """Remove validation records older than the retention period from the audit view."""
-    if days is not None and days < 1:
-        fail("--older-than-days must be at least 1")
+    if days is not None and not 1 <= days <= 36_500:
+        fail("--older-than-days must be between 1 and 36500")
     with opened(catch_up=True) as ledger:
         n = ledger.prune_audit(days)
         emit({"pruned": n}, json_out, lambda d: console.print(f"pruned {d['pruned']} validation rows"))
@@ -222,7 +222,7 @@ def _key_arg(value: str) -> str:
 
 def events_command(
     org: str = typer.Option(..., "--org", envvar="LEDGER_ORG"),
-    after: int = typer.Option(0, "--after", min=0, help="start after this org_seq"),
+    after: int = typer.Option(0, "--after", min=0, max=2**62, help="start after this org_seq"),
     limit: int = typer.Option(100, "--limit", min=1, max=100_000),
     json_out: bool = JsonOpt,
 ) -> None:

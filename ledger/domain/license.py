@@ -365,8 +365,8 @@ class License(Aggregate):
 def check_fingerprint(fingerprint: str) -> str:
     if not isinstance(fingerprint, str) or not 1 <= len(fingerprint) <= MAX_FINGERPRINT:
         raise InvalidInputError(f"fingerprint must be 1 to {MAX_FINGERPRINT} characters")
-    if not fingerprint.isprintable():
-        raise InvalidInputError("fingerprint must be printable text")
+    if not fingerprint.isprintable() or not fingerprint.strip():
+        raise InvalidInputError("fingerprint must be printable text, not only spaces")
     return fingerprint
 
 
@@ -375,8 +375,8 @@ def check_entitlements(entitlements: list[str] | set[str] | tuple[str, ...]) -> 
     for code in entitlements:
         if not isinstance(code, str) or not 1 <= len(code) <= MAX_ENTITLEMENT:
             raise InvalidInputError(f"entitlement codes must be 1 to {MAX_ENTITLEMENT} characters")
-        if not code.isprintable():
-            raise InvalidInputError("entitlement codes must be printable text")
+        if not code.isprintable() or not code.strip():
+            raise InvalidInputError("entitlement codes must be printable text, not only spaces")
         out.add(code)
     if len(out) > 1000:
         raise InvalidInputError("at most 1,000 entitlements")

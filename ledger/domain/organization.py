@@ -31,8 +31,8 @@ class Organization(Aggregate):
     @staticmethod
     def check_name(name: str) -> str:
         name = name.strip()
-        if not 1 <= len(name) <= 200:
-            raise InvalidInputError("organization name must be 1 to 200 characters")
+        if not 1 <= len(name) <= 200 or not name.isprintable():
+            raise InvalidInputError("organization name must be 1 to 200 printable characters")
         return name
 
 
@@ -83,8 +83,8 @@ class Policy(Aggregate):
         expiration_strategy: str,
         grace_period_seconds: int,
     ) -> None:
-        if not 1 <= len(name.strip()) <= 200:
-            raise InvalidInputError("policy name must be 1 to 200 characters")
+        if not 1 <= len(name.strip()) <= 200 or not name.isprintable():
+            raise InvalidInputError("policy name must be 1 to 200 printable characters")
         if duration_seconds is not None and not 1 <= duration_seconds <= 100 * 366 * 86400:
             raise InvalidInputError("duration must be between 1 second and 100 years")
         if max_machines is not None and not 0 <= max_machines <= 1_000_000:

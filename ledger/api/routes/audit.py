@@ -8,10 +8,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from ledger.api.deps import Principal, authenticate, get_ledger
-from ledger.api.schemas import Strict
+from ledger.api.schemas import Entitlement, Fingerprint, Instant, Strict
 from ledger.bootstrap import Ledger
 from ledger.crypto.licensekey import key_sha256
 from ledger.domain.errors import InvalidInputError, LicenseNotFoundError
@@ -28,7 +28,9 @@ Led = Annotated[Ledger, Depends(get_ledger)]
 def events(
     who: Auth,
     ledger: Led,
-    after: Annotated[int, Query(ge=0, description="return events with org_seq > after")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**62, description="return events with org_seq > after")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     who.require("audit:read")
@@ -84,7 +86,7 @@ def audit_trail(
     f = _filter(license_id, actor, action, since, until)
     after = 0
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 19:
+        if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
             raise InvalidInputError("malformed cursor")
         after = int(cursor)
     rows = ledger.audit.page(who.org_id, f, after=after, limit=limit)
@@ -116,10 +118,10 @@ def audit_export(
 
 class ValidateAt(Strict):
     key: str = Field(min_length=1, max_length=16_384)
-    at: AwareDatetime
+    at: Instant
     fingerprint: str | None = Field(default=None, min_length=1, max_length=256)
-    fingerprints: list[str] = Field(default_factory=list, max_length=100)
-    entitlements: list[str] = Field(default_factory=list, max_length=100)
+    fingerprints: list[Fingerprint] = Field(default_factory=list, max_length=100)
+    entitlements: list[Entitlement] = Field(default_factory=list, max_length=100)
 
 
 @router.post(

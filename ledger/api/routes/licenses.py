@@ -204,7 +204,7 @@ def activate(license_id: str, body: MachineActivate, who: Auth, ledger: Led) -> 
     return done(ledger, lic)
 
 
-@router.delete("/{license_id}/machines/{fingerprint}", response_model=LicenseOut)
+@router.delete("/{license_id}/machines/{fingerprint:path}", response_model=LicenseOut)
 def deactivate(license_id: str, fingerprint: str, who: Auth, ledger: Led) -> dict[str, Any]:
     who.require("licenses:write")
     lic = ledger.app.deactivate_machine(
