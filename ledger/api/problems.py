@@ -30,8 +30,12 @@ ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.IllegalTransitionError: (409, "ILLEGAL_TRANSITION"),
     e.MachineLimitExceededError: (409, "MACHINE_LIMIT_EXCEEDED"),
     e.ConcurrencyError: (409, "CONCURRENCY_CONFLICT"),
+    e.IdempotencyConflictError: (409, "IDEMPOTENCY_IN_PROGRESS"),
+    e.IdempotencyKeyReusedError: (422, "IDEMPOTENCY_KEY_REUSED"),
     e.AuthenticationError: (401, "UNAUTHORIZED"),
     e.PermissionDeniedError: (403, "FORBIDDEN"),
+    e.IpNotAllowedError: (403, "IP_NOT_ALLOWED"),
+    e.RateLimitedError: (429, "RATE_LIMITED"),
     e.UnavailableError: (503, "SERVICE_UNAVAILABLE"),
 }
 
@@ -74,7 +78,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.LedgerError)
     async def ledger_error(_req: Request, exc: e.LedgerError) -> JSONResponse:
         status, code = status_and_code(exc)
-        return problem(status, code, exc.message)
+        return problem(status, code, exc.message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
