@@ -438,7 +438,7 @@ class LedgerApplication(Application[UUID]):
         """Create the successor (same name, permissions, expiry, limit and allowlist) and end the
         old key after ``grace``, both in one atomic save."""
         for attempt in range(MAX_ATTEMPTS):
-            old = self._get(ApiKey, org_id, api_key_aggregate_id(key_id), ApiKeyNotFoundError)
+            old = self.get_api_key(org_id, key_id)
             old.rotate(new_key_id, self.clock(), grace, actor, context)
             new = ApiKey(
                 org_id=org_id,
@@ -483,6 +483,9 @@ class LedgerApplication(Application[UUID]):
                     if len(found) == limit:
                         break
         return found, position
+
+    def get_api_key(self, org_id: UUID, key_id: str) -> ApiKey:
+        return self._get(ApiKey, org_id, api_key_aggregate_id(key_id), ApiKeyNotFoundError)
 
     def find_api_key(self, key_id: str) -> ApiKey | None:
         """The API key with this public id, in any org (authentication looks it up first)."""
