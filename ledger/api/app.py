@@ -11,6 +11,7 @@ from ledger import __version__
 from ledger.api import problems
 from ledger.api.metrics import Metrics, TimingMiddleware
 from ledger.api.access import AccessControl
+from ledger.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from ledger.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from ledger.api.routes import apikeys, audit, licenses, ops, policies, public, signing_keys
 from ledger.apikey_usage import ApiKeyUsage
@@ -49,8 +50,10 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.state.usage = ApiKeyUsage(
         led.writer, led.recorder, interval=led.settings.api_key_use_interval_seconds
     )
+    idempotency = IdempotencyStore(led.writer)
     with schema_lock(led.settings):
         app.state.usage.create_tables()
+        idempotency.create_tables()
     problems.install(app)
     app.include_router(public.router)
     app.include_router(policies.router)
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(ops.router)
     app.include_router(apikeys.router)
     app.include_router(signing_keys.router)
+    app.add_middleware(IdempotencyMiddleware, store=idempotency)
     app.add_middleware(BodyLimitMiddleware, max_bytes=led.settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
