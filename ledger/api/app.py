@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ledger import __version__
-from ledger.api import problems
+from ledger.api import openapi, problems
 from ledger.api.metrics import Metrics, TimingMiddleware
 from ledger.api.access import AccessControl
 from ledger.api.idempotency import IdempotencyMiddleware, IdempotencyStore
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         app.state.usage.create_tables()
         idempotency.create_tables()
     problems.install(app)
+    openapi.install(app)
     app.include_router(public.router)
     app.include_router(policies.router)
     app.include_router(audit.router)  # before licenses: /v1/licenses/actions/validate-at
