@@ -71,7 +71,12 @@ class ApiKeyUsage:
         """Append the use to the org's stream (group commit) and move the last-used time."""
         self._recorder.record(
             ApiKeyUse(
-                org_id=org_id, key_id=key_id, method=method, route=route, actor=actor, context=context
+                org_id=org_id,
+                key_id=key_id,
+                method=method,
+                route=route,
+                actor=actor,
+                context=context,
             )
         )
         with self._engine.begin() as conn:

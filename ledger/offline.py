@@ -362,7 +362,7 @@ def _verify_response(
     got = answer.get("nonce")
     if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
         raise ValueError("nonce mismatch")
-    if abs(now - parse_time(answer.get("time"))) > max_age:
+    if abs(now - parse_time(str(answer.get("time")))) > max_age:
         raise ValueError("stale or future answer")
     return answer
 

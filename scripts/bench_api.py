@@ -87,9 +87,13 @@ def serve_ledger(port: int, data_dir: str, out: str) -> None:
     org, _ = ledger.ensure_first_org("Bench") or (None, None)
     assert org is not None
     actor, ctx = cli_actor(), RequestContext.none()
-    policy = ledger.app.create_policy(org.id, name="bench", max_machines=5, actor=actor, context=ctx)
+    policy = ledger.app.create_policy(
+        org.id, name="bench", max_machines=5, actor=actor, context=ctx
+    )
     issued = ledger.app.issue_license(org.id, policy_id=policy.id, actor=actor, context=ctx)
-    ledger.app.activate_machine(org.id, issued.license.id, "bench-machine", actor=actor, context=ctx)
+    ledger.app.activate_machine(
+        org.id, issued.license.id, "bench-machine", actor=actor, context=ctx
+    )
     ledger.runner.catch_up()
     Path(out).write_text(json.dumps({"org": str(org.id), "key": issued.key}))
     uvicorn.Server(server_config(create_app(ledger=ledger), host="127.0.0.1", port=port)).run()
@@ -107,16 +111,21 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise SystemExit("server did not start")
 
 
-def run_wrk(url: str, body: dict[str, str], seconds: int, connections: int, tmp: Path) -> dict[str, float]:
+def run_wrk(
+    url: str, body: dict[str, str], seconds: int, connections: int, tmp: Path
+) -> dict[str, float]:
     script = tmp / "post.lua"
     script.write_text(LUA % json.dumps(body))
     subprocess.run(  # warm-up
         ["wrk", "-t2", f"-c{connections}", "-d2s", "-s", str(script), url],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     res = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script), url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     line = re.search(r"^JSON (.*)$", res.stdout, re.M)
     assert line is not None, res.stdout
@@ -129,7 +138,9 @@ def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--seconds", type=int, default=10)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--postgres", help="run the ledger on this PostgreSQL (a fresh schema)")
@@ -163,8 +174,11 @@ def main() -> None:
         try:
             wait_port(bare_port, bare)
             results["bare"] = run_wrk(
-                f"http://127.0.0.1:{bare_port}/validate", {"key": "key/x.y", **BODY},
-                a.seconds, a.connections, tmp,
+                f"http://127.0.0.1:{bare_port}/validate",
+                {"key": "key/x.y", **BODY},
+                a.seconds,
+                a.connections,
+                tmp,
             )
         finally:
             bare.terminate()
@@ -176,7 +190,10 @@ def main() -> None:
             setup = json.loads(info.read_text())
             results["validate-key"] = run_wrk(
                 f"http://127.0.0.1:{port}/v1/orgs/{setup['org']}/licenses/validate-key",
-                {"key": setup["key"], **BODY}, a.seconds, a.connections, tmp,
+                {"key": setup["key"], **BODY},
+                a.seconds,
+                a.connections,
+                tmp,
             )
         finally:
             ledger.terminate()
@@ -191,11 +208,15 @@ def main() -> None:
     print(f"store: {store}; {a.connections} connections, {a.seconds} s, wrk -t2")
     for name, r in results.items():
         print(
-            f"{name:>13}: {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
+            f"{name:>13}: {r['rps']:9.0f} req/s"
+            f"  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
             f"  errors {int(r['errors'])} non-2xx {int(r['non2xx'])}"
         )
     ratio = led["rps"] / bare_r["rps"]
-    print(f"validate-key / bare FastAPI: {ratio:.0%} (target >= 60%); p99 {led['p99_ms']:.2f} ms (target <= 10 ms)")
+    print(
+        f"validate-key / bare FastAPI: {ratio:.0%} (target >= 60%);"
+        f" p99 {led['p99_ms']:.2f} ms (target <= 10 ms)"
+    )
 
 
 if __name__ == "__main__":

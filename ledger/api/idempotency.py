@@ -144,7 +144,12 @@ class IdempotencyMiddleware:
                 break
         owner = hashlib.sha256(b"auth:" + headers.get(b"authorization", b"")).hexdigest()
         digest = hashlib.sha256()
-        for part in (scope["method"].encode(), scope["path"].encode(), scope.get("query_string", b""), body):
+        for part in (
+            scope["method"].encode(),
+            scope["path"].encode(),
+            scope.get("query_string", b""),
+            body,
+        ):
             digest.update(len(part).to_bytes(8, "big") + part)
         request_hash = digest.hexdigest()
         row = await anyio.to_thread.run_sync(self.store.claim, owner, key, request_hash)
@@ -164,31 +169,36 @@ class IdempotencyMiddleware:
         status = 500
         out_headers: list[tuple[bytes, bytes]] = []
         chunks: list[bytes] = []
+        held: list[Message] = []
 
-        async def capture(message: Message) -> None:
+        async def hold(message: Message) -> None:
+            # Held back until the answer is stored: a client that retries the moment it sees the
+            # answer must find it stored, not pending.
             nonlocal status, out_headers
             if message["type"] == "http.response.start":
                 status = message["status"]
                 out_headers = list(message.get("headers", []))
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         try:
-            await self.app(scope, replay_receive, capture)
+            await self.app(scope, replay_receive, hold)
         except BaseException:
             await anyio.to_thread.run_sync(self.store.release, owner, key)
             raise
         if status >= 500 or status in NOT_STORED:
             await anyio.to_thread.run_sync(self.store.release, owner, key)
-            return
-        kept = [
-            [k.decode("latin-1"), v.decode("latin-1")]
-            for k, v in out_headers
-            if k.lower() not in _SKIP_HEADERS and not k.lower().startswith(b"ratelimit-")
-        ]
-        stored = _stored_body(out_headers, b"".join(chunks))
-        await anyio.to_thread.run_sync(self.store.complete, owner, key, status, kept, stored)
+        else:
+            kept = [
+                [k.decode("latin-1"), v.decode("latin-1")]
+                for k, v in out_headers
+                if k.lower() not in _SKIP_HEADERS and not k.lower().startswith(b"ratelimit-")
+            ]
+            stored = _stored_body(out_headers, b"".join(chunks))
+            await anyio.to_thread.run_sync(self.store.complete, owner, key, status, kept, stored)
+        for message in held:
+            await send(message)
 
     async def _answer_existing(
         self, row: Any, request_hash: str, scope: Scope, receive: Receive, send: Send

@@ -44,7 +44,8 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = [
-                    *message.get("headers", []), *((k, v) for k, v in extra if k not in present)
+                    *message.get("headers", []),
+                    *((k, v) for k, v in extra if k not in present),
                 ]
             await send(message)
 
@@ -71,10 +72,9 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                if not value.isdigit() or int(value) > self.max_bytes:
-                    await self._refuse(scope, receive, send)
-                    return
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_bytes):
+                await self._refuse(scope, receive, send)
+                return
         seen = 0
         started = False
 
@@ -102,7 +102,9 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
-            413, "PAYLOAD_TOO_LARGE", f"request bodies are limited to {self.max_bytes} bytes",
+            413,
+            "PAYLOAD_TOO_LARGE",
+            f"request bodies are limited to {self.max_bytes} bytes",
             headers={"connection": "close"},
         )
         await response(scope, receive, send)

@@ -41,7 +41,8 @@ def test_forwarded_for_is_honoured_from_trusted_proxies(serve: Any) -> None:
         ok = client.get("/v1/me", headers=as_key(client, key, **{"X-Forwarded-For": "203.0.113.7"}))
         assert ok.status_code == 200
         spoofed = client.get(
-            "/v1/me", headers=as_key(client, key, **{"X-Forwarded-For": "203.0.113.7, 198.51.100.1"})
+            "/v1/me",
+            headers=as_key(client, key, **{"X-Forwarded-For": "203.0.113.7, 198.51.100.1"}),
         )
         assert spoofed.status_code == 403
 
@@ -79,7 +80,13 @@ def test_wrong_or_malformed_api_key_gets_401_revealing_nothing(api: Any) -> None
     unknown = make_key(api)["api_key"]
     api.post(f"/v1/api-keys/{unknown[8:20]}/revoke")
     bodies = []
-    for header in ("", "Bearer lk_live_short", f"Bearer {tampered}", f"Bearer {unknown}", "Basic x"):
+    for header in (
+        "",
+        "Bearer lk_live_short",
+        f"Bearer {tampered}",
+        f"Bearer {unknown}",
+        "Basic x",
+    ):
         r = api.get("/v1/licenses", headers={"Authorization": header})
         assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED"
         bodies.append(r.json()["detail"])

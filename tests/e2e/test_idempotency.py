@@ -56,9 +56,10 @@ def test_failed_requests_are_not_remembered(api: Any) -> None:
     headers = {"Idempotency-Key": "bad-auth", "Authorization": "Bearer lk_live_nope"}
     assert api.post("/v1/policies", json={"name": "A"}, headers=headers).status_code == 401
     assert api.post("/v1/policies", json={"name": "A"}, headers=headers).status_code == 401
-    assert "idempotent-replayed" not in api.post(
-        "/v1/policies", json={"name": "A"}, headers=headers
-    ).headers
+    assert (
+        "idempotent-replayed"
+        not in api.post("/v1/policies", json={"name": "A"}, headers=headers).headers
+    )
 
 
 def test_retried_validation_is_recorded_once(api: Any, ledger: Any) -> None:

@@ -31,7 +31,12 @@ def test_validation_answer_verifies_offline_with_its_nonce(api: Any) -> None:
     r = validate(api, key, "n-123")
     keyset = KeySet.from_dict(api.get("/v1/keys").json())
     answer = verify_response(
-        r.content, r.headers, keyset, nonce="n-123", now=datetime.now(UTC), max_age=timedelta(minutes=1)
+        r.content,
+        r.headers,
+        keyset,
+        nonce="n-123",
+        now=datetime.now(UTC),
+        max_age=timedelta(minutes=1),
     )
     assert answer["valid"] is True and answer["nonce"] == "n-123"
     assert r.headers["ledger-signature"].startswith("v1,")
@@ -46,7 +51,9 @@ def test_replayed_validation_answer_is_refused(api: Any) -> None:
     with pytest.raises(InvalidResponse):  # answer to another request
         verify_response(r.content, r.headers, keyset, nonce="second", now=now)
     with pytest.raises(InvalidResponse):  # too old
-        verify_response(r.content, r.headers, keyset, nonce="first", now=now + timedelta(minutes=10))
+        verify_response(
+            r.content, r.headers, keyset, nonce="first", now=now + timedelta(minutes=10)
+        )
 
 
 def test_altered_validation_answer_is_refused(api: Any) -> None:

@@ -43,7 +43,9 @@ def _usage(request: Request) -> ApiKeyUsage:
     return usage
 
 
-@router.post("", status_code=201, response_model=ApiKeyOut, summary="Create an API key (secret shown once)")
+@router.post(
+    "", status_code=201, response_model=ApiKeyOut, summary="Create an API key (secret shown once)"
+)
 def create(body: ApiKeyCreate, who: Auth, ledger: Led) -> dict[str, Any]:
     who.require(PERMISSION)
     key, token = ledger.create_api_key(

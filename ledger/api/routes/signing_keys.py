@@ -15,7 +15,9 @@ Auth = Annotated[Principal, Depends(authenticate)]
 Led = Annotated[Ledger, Depends(get_ledger)]
 
 
-@router.post("/rotate", summary="Make a new active signing key; the previous one becomes verify-only")
+@router.post(
+    "/rotate", summary="Make a new active signing key; the previous one becomes verify-only"
+)
 def rotate(who: Auth, ledger: Led) -> dict[str, Any]:
     who.require("keys:admin")
     kid = ledger.keyring.rotate()
