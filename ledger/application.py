@@ -18,6 +18,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from ledger.crypto.licensekey import key_sha256, license_claims, sign_license_key
@@ -436,6 +437,69 @@ class LedgerApplication(Application[UUID]):
         )
         self.save(key)
         return key
+
+    def rotate_api_key(
+        self,
+        org_id: UUID,
+        key_id: str,
+        *,
+        new_key_id: str,
+        new_secret_hash: str,
+        grace: timedelta,
+        actor: Actor,
+        context: RequestContext,
+    ) -> tuple[ApiKey, ApiKey]:
+        """Create the successor (same name, permissions, expiry, limit and allowlist) and end the
+        old key after ``grace``, both in one atomic save."""
+        for attempt in range(MAX_ATTEMPTS):
+            old = self.get_api_key(org_id, key_id)
+            old.rotate(new_key_id, self.clock(), grace, actor, context)
+            new = ApiKey(
+                org_id=org_id,
+                key_id=new_key_id,
+                secret_hash=new_secret_hash,
+                name=old.name,
+                permissions=list(old.permissions),
+                expires_at=old.expires_at,
+                rate_limit=old.rate_limit,
+                allowed_cidrs=list(old.allowed_cidrs),
+                actor=actor,
+                context=context,
+            )
+            try:
+                self.save(old, new)
+            except IntegrityError:
+                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))  # noqa: S311
+                continue
+            return old, new
+        raise ConcurrencyError("too many concurrent changes to the same API key; try again")
+
+    def list_api_keys(
+        self, org_id: UUID, *, after: int = 0, limit: int = 50
+    ) -> tuple[list[ApiKey], int | None]:
+        """The org's API keys in creation order, after notification ``after``; and the cursor of
+        the next page (None at the end). Scans ApiKey.Created notifications: fine for the number of
+        keys an org has; a projection in projections/ can replace it."""
+        topic = get_topic(ApiKey.Created)
+        found: list[ApiKey] = []
+        position = after
+        while len(found) < limit:
+            batch = self.recorder.select_notifications(
+                position + 1, 500, topics=[topic]
+            )
+            if not batch:
+                return found, None
+            for n in batch:
+                position = n.id
+                key = self.repository.get(n.originator_id)
+                if isinstance(key, ApiKey) and key.org_id == org_id:
+                    found.append(key)
+                    if len(found) == limit:
+                        break
+        return found, position
+
+    def get_api_key(self, org_id: UUID, key_id: str) -> ApiKey:
+        return self._get(ApiKey, org_id, api_key_aggregate_id(key_id), ApiKeyNotFoundError)
 
     def find_api_key(self, key_id: str) -> ApiKey | None:
         """The API key with this public id, in any org (authentication looks it up first)."""

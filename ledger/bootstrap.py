@@ -120,6 +120,7 @@ class Ledger:
         context: RequestContext | None = None,
         **options: Any,
     ) -> tuple[ApiKey, str]:
+        check_api_key_options(options)
         generated = generate_api_key(self.settings.api_key_env)
         key = self.app.create_api_key(
             org_id,
@@ -132,6 +133,32 @@ class Ledger:
             **options,
         )
         return key, generated.token
+
+    def rotate_api_key(
+        self,
+        org_id: UUID,
+        key_id: str,
+        *,
+        actor: Actor,
+        context: RequestContext | None = None,
+        grace_seconds: int | None = None,
+    ) -> tuple[ApiKey, ApiKey, str]:
+        """A successor for ``key_id`` (its secret returned once); the old key works for the grace
+        (default ``settings.api_key_rotation_grace_seconds``)."""
+        from datetime import timedelta
+
+        grace = self.settings.api_key_rotation_grace_seconds if grace_seconds is None else grace_seconds
+        generated = generate_api_key(self.settings.api_key_env)
+        old, new = self.app.rotate_api_key(
+            org_id,
+            key_id,
+            new_key_id=generated.key_id,
+            new_secret_hash=generated.secret_hash,
+            grace=timedelta(seconds=grace),
+            actor=actor,
+            context=context or RequestContext.none(),
+        )
+        return old, new, generated.token
 
     def has_organizations(self) -> bool:
         topic = get_topic(Organization.Created)
@@ -147,6 +174,23 @@ class Ledger:
             org.id, name="first admin key", permissions=["admin"], actor=actor
         )
         return org, token
+
+
+def check_api_key_options(options: dict[str, Any]) -> None:
+    """Refuse a rate limit or allowlist the API could not enforce (InvalidInputError)."""
+    from ledger.api.ipallow import IpAllowlist
+    from ledger.api.ratelimit import RateLimit
+    from ledger.domain.errors import InvalidInputError
+
+    try:
+        if options.get("rate_limit"):
+            RateLimit.parse(options["rate_limit"])
+        IpAllowlist(options.get("allowed_cidrs") or [])
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    expires_at = options.get("expires_at")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise InvalidInputError("expires_at must carry a time zone")
 
 
 def _listen_for_writes(ledger: Ledger) -> Any:

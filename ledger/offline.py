@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import itertools
 import json
 import re
@@ -28,6 +29,7 @@ __all__ = [
     "KEY_PREFIX",
     "MAX_KEY_LENGTH",
     "InvalidLicenseKey",
+    "InvalidResponse",
     "KeySet",
     "KeySetEntry",
     "check_claims",
@@ -36,6 +38,7 @@ __all__ = [
     "parse_time",
     "verify",
     "verify_now",
+    "verify_response",
 ]
 
 KEY_PREFIX = "key/"
@@ -318,3 +321,76 @@ def verify(
 def verify_now(key: str, keyset: KeySet, *, skew: timedelta = DEFAULT_SKEW) -> dict[str, Any]:
     """:func:`verify` at the current UTC time."""
     return verify(key, keyset, now=datetime.now(UTC), skew=skew)
+
+
+# ---------------------------------------------------------------- signed validation answers
+
+SIGNATURE_HEADER = "Ledger-Signature"
+KEY_ID_HEADER = "Ledger-Key-Id"
+DEFAULT_MAX_AGE = timedelta(minutes=5)
+_SIGNATURE = re.compile(r"v1,([A-Za-z0-9+/]{86}==)", re.ASCII)
+
+
+class InvalidResponse(Exception):
+    """The validation answer is unsigned, forged, altered, replayed, stale or malformed."""
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A header from a mapping (case-insensitive) or a list of (name, value) pairs."""
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    found = [v for k, v in items if isinstance(k, str) and k.lower() == name.lower()]
+    if len(found) != 1 or not isinstance(found[0], str):
+        return None
+    return found[0]
+
+
+def _verify_response(
+    body: bytes, headers: Any, keyset: KeySet, nonce: str, now: datetime, max_age: timedelta
+) -> dict[str, Any]:
+    signature = _SIGNATURE.fullmatch(_header(headers, SIGNATURE_HEADER) or "")
+    kid = _header(headers, KEY_ID_HEADER) or ""
+    public_key = keyset.verifying_key(kid) if _KID.fullmatch(kid) else None
+    if signature is None or public_key is None or not isinstance(body, bytes):
+        raise ValueError("unsigned or unknown key")
+    if not _verify_signature(public_key, body, base64.b64decode(signature.group(1), validate=True)):
+        raise ValueError("bad signature")
+    answer = json.loads(
+        body, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+    )
+    if not isinstance(answer, dict) or not isinstance(answer.get("valid"), bool):
+        raise ValueError("not a validation answer")
+    got = answer.get("nonce")
+    if not isinstance(got, str) or not hmac.compare_digest(got.encode(), nonce.encode()):
+        raise ValueError("nonce mismatch")
+    if abs(now - parse_time(str(answer.get("time")))) > max_age:
+        raise ValueError("stale or future answer")
+    return answer
+
+
+def verify_response(
+    body: bytes,
+    headers: Any,
+    keyset: KeySet,
+    *,
+    nonce: str,
+    now: datetime,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+) -> dict[str, Any]:
+    """Check a signed validate-key answer; return its JSON object or raise InvalidResponse.
+
+    ``body`` is the exact response body bytes (the signature covers them, nothing else);
+    ``headers`` a mapping or (name, value) pairs holding ``Ledger-Signature: v1,<base64>`` and
+    ``Ledger-Key-Id``. The answer must carry the ``nonce`` this client sent and a ``time`` within
+    ``max_age`` of ``now`` either way, so a replayed or altered answer is refused. Check
+    ``answer["valid"]`` yourself: a correctly signed "invalid" answer is returned, not raised.
+    """
+    if not isinstance(keyset, KeySet):
+        raise TypeError("keyset must be a KeySet")
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("verify_response needs an aware datetime for now")
+    if not isinstance(nonce, str) or not nonce:
+        raise ValueError("verify_response needs the nonce the request carried")
+    try:
+        return _verify_response(body, headers, keyset, nonce, now, max_age)
+    except Exception:
+        raise InvalidResponse("invalid validation response") from None

@@ -26,6 +26,19 @@ class Settings(BaseSettings):
     poll_interval: float = 0.05
     read_your_writes_timeout: float = 2.0
     trusted_proxies: list[str] = Field(default_factory=list)
+    api_key_rotation_grace_seconds: int = Field(
+        default=86400, ge=0, description="how long a rotated API key keeps working"
+    )
+    api_key_rate_limit: str | None = Field(
+        default=None, description="rate limit of API keys that set none, e.g. '100/second'"
+    )
+    validate_rate_limit: str | None = Field(
+        default="100/second", description="per client IP limit on validate-key; unset: none"
+    )
+    api_key_use_interval_seconds: float = Field(
+        default=60.0, ge=0, description="record an API key's use at most this often per process"
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="larger bodies get 413")
     audit_retention_days: int = Field(
         default=90, ge=1, description="validation records older than this leave the audit view"
     )

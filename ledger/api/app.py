@@ -8,11 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ledger import __version__
-from ledger.api import problems
+from ledger.api import openapi, problems
 from ledger.api.metrics import Metrics, TimingMiddleware
-from ledger.api.routes import audit, licenses, log, ops, policies, public
+from ledger.api.access import AccessControl
+from ledger.api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from ledger.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from ledger.api.routes import apikeys, audit, licenses, log, ops, policies, public, signing_keys
+from ledger.apikey_usage import ApiKeyUsage
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.settings import Settings
+from ledger.storage import schema_lock
 
 
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
@@ -41,12 +46,26 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     )
     app.state.ledger = led
     app.state.metrics = Metrics(led)
+    app.state.access = AccessControl(led.settings)
+    app.state.usage = ApiKeyUsage(
+        led.writer, led.recorder, interval=led.settings.api_key_use_interval_seconds
+    )
+    idempotency = IdempotencyStore(led.writer)
+    with schema_lock(led.settings):
+        app.state.usage.create_tables()
+        idempotency.create_tables()
     problems.install(app)
+    openapi.install(app)
     app.include_router(public.router)
     app.include_router(policies.router)
     app.include_router(audit.router)  # before licenses: /v1/licenses/actions/validate-at
     app.include_router(licenses.router)
     app.include_router(log.router)
     app.include_router(ops.router)
+    app.include_router(apikeys.router)
+    app.include_router(signing_keys.router)
+    app.add_middleware(IdempotencyMiddleware, store=idempotency)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=led.settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     return app

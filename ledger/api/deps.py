@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from fastapi import Request
+from fastapi import Request, Response
 
+from ledger.api.access import AccessControl
+from ledger.apikey_usage import ApiKeyUsage
 from ledger.bootstrap import Ledger
 from ledger.crypto.apikeys import MalformedApiKeyError, hash_api_key, hashes_match, parse_api_key
 from ledger.domain.errors import AuthenticationError, PermissionDeniedError
@@ -31,12 +33,22 @@ def get_ledger(request: Request) -> Ledger:
     return ledger
 
 
+def get_access(request: Request) -> AccessControl:
+    access: AccessControl = request.app.state.access
+    return access
+
+
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    """The client's address, X-Forwarded-For honoured only from LEDGER_TRUSTED_PROXIES."""
+    return get_access(request).client_ip(request)
 
 
-def authenticate(request: Request) -> Principal:
-    """Resolve ``Authorization: Bearer lk_…`` to its org. Every failure is the same 401."""
+def authenticate(request: Request, response: Response) -> Principal:
+    """Resolve ``Authorization: Bearer lk_…`` to its org. Every failure is the same 401.
+
+    Order: shape and checksum (no I/O), lookup by key id, constant-time hash comparison, expiry
+    and revocation, then the key's IP allowlist (403) and rate limit (429).
+    """
     ledger = get_ledger(request)
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -49,10 +61,22 @@ def authenticate(request: Request) -> Principal:
     key = ledger.app.find_api_key(parsed.key_id)
     if key is None or not hashes_match(key.secret_hash, hash_api_key(parsed.token)):
         raise AuthenticationError("invalid API key")
-    if not key.is_usable(ledger.app.clock()):
+    now = ledger.app.clock()
+    if not key.is_usable(now):
         raise AuthenticationError("invalid API key")
+    access = get_access(request)
+    ip = access.client_ip(request)
+    access.check_allowlist(key.allowed_cidrs, ip)
+    decision = access.check_key_rate(key.key_id, key.rate_limit)
+    if decision is not None:
+        response.headers.update(decision.headers())
     actor = Actor(kind="api_key", id=key.key_id)
-    context = RequestContext.of(
-        key.org_id, actor, client_ip(request), request.headers.get("user-agent")
-    )
+    context = RequestContext.of(key.org_id, actor, ip, request.headers.get("user-agent"))
+    usage: ApiKeyUsage = request.app.state.usage
+    if usage.due(key.key_id):
+        route = getattr(request.scope.get("route"), "path", request.url.path)
+        usage.record(
+            key.org_id, key.key_id, method=request.method, route=str(route),
+            actor=actor, context=context, at=now,
+        )
     return Principal(key.org_id, key.key_id, frozenset(key.permissions), actor, context)

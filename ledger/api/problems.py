@@ -30,8 +30,12 @@ ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.IllegalTransitionError: (409, "ILLEGAL_TRANSITION"),
     e.MachineLimitExceededError: (409, "MACHINE_LIMIT_EXCEEDED"),
     e.ConcurrencyError: (409, "CONCURRENCY_CONFLICT"),
+    e.IdempotencyConflictError: (409, "IDEMPOTENCY_IN_PROGRESS"),
+    e.IdempotencyKeyReusedError: (422, "IDEMPOTENCY_KEY_REUSED"),
     e.AuthenticationError: (401, "UNAUTHORIZED"),
     e.PermissionDeniedError: (403, "FORBIDDEN"),
+    e.IpNotAllowedError: (403, "IP_NOT_ALLOWED"),
+    e.RateLimitedError: (429, "RATE_LIMITED"),
     e.UnavailableError: (503, "SERVICE_UNAVAILABLE"),
 }
 
@@ -74,8 +78,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(e.LedgerError)
     async def ledger_error(_req: Request, exc: e.LedgerError) -> JSONResponse:
         status, code = status_and_code(exc)
-        headers = {"WWW-Authenticate": 'Bearer realm="license-ledger"'} if status == 401 else None
-        return problem(status, code, exc.message, headers=headers)
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="license-ledger"'
+        return problem(status, code, exc.message, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:

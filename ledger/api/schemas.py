@@ -143,3 +143,49 @@ class ValidationOut(BaseModel):
     license_id: str | None
     time: datetime
     nonce: str | None = None
+
+
+class ApiKeyCreate(Strict):
+    name: str = Field(default="api key", min_length=1, max_length=200, examples=["CI deploys"])
+    permissions: list[str] = Field(
+        min_length=1, max_length=20, examples=[["licenses:read", "licenses:write"]]
+    )
+    expires_at: AwareDatetime | None = Field(default=None, examples=["2027-01-31T00:00:00Z"])
+    rate_limit: str | None = Field(default=None, max_length=32, examples=["100/second"])
+    allowed_cidrs: list[str] = Field(
+        default_factory=list, max_length=100, examples=[["203.0.113.0/24", "2001:db8::/32"]]
+    )
+
+
+class ApiKeyRotate(Strict):
+    grace_seconds: int | None = Field(
+        default=None, ge=0, le=366 * 86400, examples=[86400],
+        description="how long the old key keeps working (default LEDGER_API_KEY_ROTATION_GRACE_SECONDS)",
+    )
+
+
+class ApiKeyOut(BaseModel):
+    key_id: str
+    org_id: str
+    name: str
+    permissions: list[str]
+    expires_at: datetime | None
+    rate_limit: str | None
+    allowed_cidrs: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+    successor_key_id: str | None
+    last_used_at: datetime | None = None
+    api_key: str | None = Field(
+        default=None, description="the secret: only in the answer that created it, shown once"
+    )
+
+
+class ApiKeyList(BaseModel):
+    data: list[ApiKeyOut]
+    next_cursor: str | None
+
+
+class ApiKeyRotated(BaseModel):
+    old: ApiKeyOut
+    new: ApiKeyOut

@@ -177,3 +177,53 @@ def apikey_revoke(
     with opened() as ledger:
         ledger.app.revoke_api_key(org_id, key_id, actor=_actor(), context=cli_context())
         emit({"key_id": key_id, "revoked": True}, json_out, lambda d: console.print(f"revoked {key_id}"))
+
+
+@apikey_app.command("list")
+def apikey_list(
+    org: str = typer.Option(..., "--org", envvar="LEDGER_ORG"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """List an organization's API keys (never their secrets)."""
+    from ledger.api.routes.apikeys import api_key_out
+    from ledger.apikey_usage import ApiKeyUsage
+
+    org_id = parse_uuid(org, "--org")
+    with opened() as ledger:
+        usage = ApiKeyUsage(ledger.writer, ledger.recorder)
+        usage.create_tables()
+        keys, after = ledger.app.list_api_keys(org_id, limit=500)
+        while after is not None:
+            more, after = ledger.app.list_api_keys(org_id, after=after, limit=500)
+            keys += more
+        used = usage.last_used(k.key_id for k in keys)
+        rows = [api_key_out(k, last_used=used.get(k.key_id)) for k in keys]
+        for r in rows:
+            r.pop("api_key")
+        emit(rows, json_out, lambda d: _table(
+            d, ["key_id", "name", "permissions", "expires_at", "revoked_at", "last_used_at"]
+        ))
+
+
+@apikey_app.command("rotate")
+def apikey_rotate(
+    key_id: str = typer.Argument(...),
+    org: str = typer.Option(..., "--org", envvar="LEDGER_ORG"),
+    grace: int = typer.Option(None, "--grace", help="seconds the old key keeps working (default 24 h)"),
+    json_out: bool = JsonOpt,
+) -> None:
+    """Replace an API key (the new secret is shown once); the old one works for the grace period."""
+    org_id = parse_uuid(org, "--org")
+    with opened() as ledger:
+        old, new, token = ledger.rotate_api_key(
+            org_id, key_id, actor=_actor(), context=cli_context(), grace_seconds=grace
+        )
+        emit(
+            {"old_key_id": old.key_id, "old_key_ends_at": old.revoked_at, "key_id": new.key_id,
+             "api_key": token},
+            json_out,
+            lambda d: console.print(
+                f"API key {d['key_id']} (shown once): {d['api_key']}\n"
+                f"{d['old_key_id']} keeps working until {d['old_key_ends_at']}"
+            ),
+        )

@@ -37,12 +37,18 @@ def serve(
     port: int = typer.Option(None, help="port (default LEDGER_PORT or 8080)"),
     workers: bool = typer.Option(True, "--workers/--no-workers", help="run projections in-process"),
     first_org: str = typer.Option("Default", help="name of the org created on a fresh store"),
+    tls_cert: Path = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS, TLS 1.3 only"),
+    tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Run the HTTP API (and, by default, the projections) on the configured store."""
     import uvicorn
 
     from ledger.api.app import create_app
+    from ledger.api.serving import server_config
+
+    if (tls_cert is None) != (tls_key is None):
+        fail("give both --tls-cert and --tls-key, or neither")
 
     with opened() as ledger:
         ledger.settings.run_workers = workers
@@ -62,8 +68,10 @@ def serve(
         api = create_app(ledger=ledger)
         if workers:
             ledger.start_maintenance()
-        console.print(f"License Ledger listening on http://{bind_host}:{bind_port}", highlight=False)
-        uvicorn.run(api, host=bind_host, port=bind_port, log_level="warning")
+        scheme = "https" if tls_cert else "http"
+        console.print(f"License Ledger listening on {scheme}://{bind_host}:{bind_port}", highlight=False)
+        config = server_config(api, host=bind_host, port=bind_port, tls_cert=tls_cert, tls_key=tls_key)
+        uvicorn.Server(config).run()
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -60,6 +60,15 @@ class ApiKey(Aggregate):
         actor: Actor
         context: RequestContext
 
+    class Rotated(Aggregate.Event):
+        """A successor key was created; this one stays valid until ``effective_at`` (the grace)."""
+
+        org_id: UUID
+        successor_key_id: str
+        effective_at: datetime
+        actor: Actor
+        context: RequestContext
+
     @staticmethod
     def create_id(key_id: str, **_: object) -> UUID:
         return api_key_aggregate_id(key_id)
@@ -87,6 +96,7 @@ class ApiKey(Aggregate):
         self.rate_limit = rate_limit
         self.allowed_cidrs = list(allowed_cidrs)
         self.revoked_at: datetime | None = None
+        self.successor_key_id: str | None = None
 
     def grants(self, permission: str) -> bool:
         return ADMIN in self.permissions or permission in self.permissions
@@ -96,13 +106,83 @@ class ApiKey(Aggregate):
             return False
         return self.expires_at is None or now < self.expires_at
 
+    def check_not_ended(self, now: datetime, doing: str) -> None:
+        if self.revoked_at is not None and now >= self.revoked_at:
+            raise IllegalTransitionError(f"cannot {doing} an API key that is already revoked")
+
     def revoke(self, effective_at: datetime, actor: Actor, context: RequestContext) -> None:
-        if self.revoked_at is not None:
-            raise IllegalTransitionError("API key is already revoked")
+        """End the key at ``effective_at``; a key still in its rotation grace ends now."""
+        self.check_not_ended(effective_at, "revoke")
         self._revoked(org_id=self.org_id, effective_at=effective_at, actor=actor, context=context)
+
+    def rotate(
+        self,
+        successor_key_id: str,
+        now: datetime,
+        grace: timedelta,
+        actor: Actor,
+        context: RequestContext,
+    ) -> None:
+        """Hand over to ``successor_key_id``; this key keeps working for ``grace``."""
+        self.check_not_ended(now, "rotate")
+        if self.successor_key_id is not None:
+            raise IllegalTransitionError(
+                f"API key was already rotated to {self.successor_key_id}; rotate that one"
+            )
+        if grace < timedelta(0):
+            raise InvalidInputError("the rotation grace cannot be negative")
+        effective_at = now + grace
+        if self.revoked_at is not None:
+            effective_at = min(effective_at, self.revoked_at)
+        self._rotated(
+            org_id=self.org_id,
+            successor_key_id=successor_key_id,
+            effective_at=effective_at,
+            actor=actor,
+            context=context,
+        )
 
     @event(Revoked)
     def _revoked(
         self, org_id: UUID, effective_at: datetime, actor: Actor, context: RequestContext
     ) -> None:
         self.revoked_at = effective_at
+
+    @event(Rotated)
+    def _rotated(
+        self,
+        org_id: UUID,
+        successor_key_id: str,
+        effective_at: datetime,
+        actor: Actor,
+        context: RequestContext,
+    ) -> None:
+        self.successor_key_id = successor_key_id
+        self.revoked_at = effective_at
+
+
+class ApiKeyUse(Aggregate):
+    """A sampled use of an API key, recorded in the org's stream (at most one per key per interval
+    and process; see docs/api.md). A one-event aggregate, like validation records, so recording
+    never contends with changes to the key itself and never lengthens its stream."""
+
+    class Recorded(Aggregate.Created):
+        org_id: UUID
+        key_id: str
+        method: str
+        route: str
+        actor: Actor
+        context: RequestContext
+
+    @event(Recorded)
+    def __init__(
+        self,
+        org_id: UUID,
+        key_id: str,
+        method: str,
+        route: str,
+        actor: Actor,
+        context: RequestContext,
+    ) -> None:
+        self.org_id = org_id
+        self.key_id = key_id

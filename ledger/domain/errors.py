@@ -11,9 +11,13 @@ LedgerError
 ├── ConflictError
 │   ├── IllegalTransitionError       e.g. suspending a suspended license
 │   ├── MachineLimitExceededError    max_machines reached
-│   └── ConcurrencyError             optimistic-concurrency retries exhausted
+│   ├── ConcurrencyError             optimistic-concurrency retries exhausted
+│   └── IdempotencyConflictError     the same Idempotency-Key is still being answered
+├── IdempotencyKeyReusedError     an Idempotency-Key reused with a different request
 ├── AuthenticationError           missing, malformed, unknown, expired or revoked API key
-├── PermissionDeniedError         the key lacks a permission or the caller is outside its allowlist
+├── PermissionDeniedError         the key lacks a permission
+│   └── IpNotAllowedError            the caller is outside the key's IP allowlist
+├── RateLimitedError              too many requests for this key or client address
 └── UnavailableError              a dependency (store, recorder) cannot serve the request now
 """
 
@@ -72,12 +76,32 @@ class ConcurrencyError(ConflictError):
     pass
 
 
+class IdempotencyConflictError(ConflictError):
+    pass
+
+
+class IdempotencyKeyReusedError(LedgerError):
+    pass
+
+
 class AuthenticationError(LedgerError):
     pass
 
 
 class PermissionDeniedError(LedgerError):
     pass
+
+
+class IpNotAllowedError(PermissionDeniedError):
+    pass
+
+
+class RateLimitedError(LedgerError):
+    """Carries the ``Retry-After`` and ``RateLimit-*`` headers the answer must send."""
+
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.headers = dict(headers or {})
 
 
 class UnavailableError(LedgerError):
