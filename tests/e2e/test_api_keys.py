@@ -62,9 +62,20 @@ def test_revoked_api_key_is_refused_at_once(api: Any) -> None:
 
 
 def test_expired_api_key_is_refused(api: Any) -> None:
-    created = make_key(api, expires_at="2001-01-01T00:00:00Z")
+    from datetime import UTC, datetime, timedelta
+
+    soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat().replace("+00:00", "Z")
+    created = make_key(api, expires_at=soon)
+    assert api.get("/v1/me", headers=as_key(api, created["api_key"])).status_code == 200
+    time.sleep(2)
     r = api.get("/v1/me", headers=as_key(api, created["api_key"]))
     assert r.status_code == 401
+
+
+def test_an_api_key_cannot_be_created_already_expired(api: Any) -> None:
+    r = api.post("/v1/api-keys", json={"name": "x", "permissions": ["admin"],
+                                       "expires_at": "2001-01-01T00:00:00Z"})
+    assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR"
 
 
 def test_rotated_api_key_keeps_working_for_the_grace_then_stops(api: Any) -> None:
