@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from ledger import __version__
 from ledger.api import problems
 from ledger.api.metrics import Metrics, TimingMiddleware
-from ledger.api.routes import audit, licenses, ops, policies, public
+from ledger.api.routes import audit, licenses, ops, policies, public, webhooks
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.settings import Settings
 
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if led.settings.run_workers:
             led.start_workers()
+            led.start_consumers()
         led.recorder.start()
         try:
             yield
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                 led.close()
             else:
                 led.runner.stop()
+                led.stop_consumers()
 
     app = FastAPI(
         title="License Ledger",
@@ -47,5 +49,6 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(audit.router)  # before licenses: /v1/licenses/actions/validate-at
     app.include_router(licenses.router)
     app.include_router(ops.router)
+    app.include_router(webhooks.router)
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     return app
