@@ -223,12 +223,19 @@ class NatsPublisher:
             self._loop = None
 
 
-async def publish_all(js: Any, msgs: Sequence[tuple[str, bytes, str]], window: int = 256) -> None:
-    """Publish with up to ``window`` acks outstanding; raise if any publish is not acknowledged."""
-    sem = asyncio.Semaphore(window)
-
-    async def one(subject: str, body: bytes, msg_id: str) -> None:
-        async with sem:
-            await js.publish(subject, body, stream=STREAM, headers={"Nats-Msg-Id": msg_id})
-
-    await asyncio.gather(*(one(*m) for m in msgs))
+async def publish_all(
+    js: Any, msgs: Sequence[tuple[str, bytes, str]], *, ack_timeout: float = 10.0
+) -> None:
+    """Publish with acks pipelined; raise unless every message is acknowledged in time."""
+    futures = [
+        await js.publish_async(
+            subject, body, stream=STREAM, headers={"Nats-Msg-Id": msg_id}, wait_stall=ack_timeout
+        )
+        for subject, body, msg_id in msgs
+    ]
+    try:
+        await asyncio.wait_for(asyncio.gather(*futures), ack_timeout)
+    finally:
+        for f in futures:
+            if not f.done():
+                f.cancel()
