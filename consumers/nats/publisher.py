@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import threading
+from functools import lru_cache
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +46,9 @@ nats_org_seq = sa.Table(
 )
 
 
+_type_of = lru_cache(maxsize=1024)(event_type_from_topic)
+
+
 def token(value: str) -> str:
     return _BAD.sub("_", value) or "_"
 
@@ -68,6 +72,9 @@ async def ensure_stream(js: Any) -> None:
         await js.add_stream(config)
     else:
         await js.update_stream(config)
+
+
+_subject = lru_cache(maxsize=65536)(lambda org, etype: subject_for(org, etype))
 
 
 class NatsPublisher:
@@ -122,13 +129,13 @@ class NatsPublisher:
         out = []
         for n, ev, org in decoded:
             seqs[org] = seqs.get(org, 0) + 1
-            etype = event_type_from_topic(n.topic)
+            etype = _type_of(n.topic)
+            eid = str(event_id(n.originator_id, n.originator_version))
             body = thin_payload(
                 ev, org_id=org, org_seq=seqs[org], originator_id=n.originator_id,
-                version=n.originator_version, topic=n.topic,
+                version=n.originator_version, topic=n.topic, eid=eid,
             )
-            out.append((subject_for(org, etype), body,
-                        str(event_id(n.originator_id, n.originator_version))))
+            out.append((_subject(org, etype), body, eid))
         return out, notes[-1].id, decoded[-1][1].timestamp, seqs, set(known)
 
     def _commit(self, last_id: int, event_time: Any, seqs: dict[str, int], known: set[str]) -> None:

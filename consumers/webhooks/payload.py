@@ -9,6 +9,7 @@ new event field is only ever sent if it is a plain scalar or a list of strings.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,9 @@ _NEVER = {
     "key_hash", "secret", "actor", "context", "metadata", "key_claims", "scope",
     "licensee_name", "licensee_email", "email", "ip", "user_agent",
 }
+
+
+_type_of = lru_cache(maxsize=1024)(event_type_from_topic)
 
 
 def _rfc3339(dt: datetime) -> str:
@@ -41,9 +45,10 @@ def _plain(value: Any) -> tuple[bool, Any]:
 
 
 def thin_payload_dict(
-    event: Any, *, org_id: str, org_seq: int, originator_id: UUID, version: int, topic: str
+    event: Any, *, org_id: str, org_seq: int, originator_id: UUID, version: int, topic: str,
+    eid: str | None = None,
 ) -> dict[str, Any]:
-    etype = event_type_from_topic(topic)
+    etype = _type_of(topic)
     data: dict[str, Any] = {}
     for name, value in vars(event).items():
         if name in _ENVELOPE or name in _NEVER or name.startswith("_"):
@@ -52,7 +57,7 @@ def thin_payload_dict(
         if ok:
             data[name] = plain
     body: dict[str, Any] = {
-        "id": str(event_id(originator_id, version)),
+        "id": eid or str(event_id(originator_id, version)),
         "type": etype,
         "org_id": org_id,
         "org_seq": org_seq,
