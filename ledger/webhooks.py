@@ -33,8 +33,8 @@ from ledger.domain.errors import (
     InvalidWebhookUrlError,
     WebhookEndpointNotFoundError,
 )
-from ledger.domain.webhook import MAX_URL, WebhookEndpoint, check_event_types
 from ledger.domain.values import Actor, RequestContext
+from ledger.domain.webhook import MAX_URL, WebhookEndpoint, check_event_types
 
 __all__ = ["WebhookEndpoints", "deliverable_event_types", "open_secret", "seal_secret"]
 

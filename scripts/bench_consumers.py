@@ -26,10 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ledger.bootstrap import bootstrap  # noqa: E402
-from ledger.domain.organization import Policy  # noqa: E402
-from ledger.domain.values import Actor, RequestContext  # noqa: E402
-from ledger.settings import Settings  # noqa: E402
+from ledger.bootstrap import bootstrap
+from ledger.domain.organization import Policy
+from ledger.domain.values import Actor, RequestContext
+from ledger.settings import Settings
 
 ACTOR = Actor(kind="cli", id="bench")
 CTX = RequestContext()

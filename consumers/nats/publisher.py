@@ -14,8 +14,8 @@ import asyncio
 import logging
 import re
 import threading
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa

@@ -51,7 +51,7 @@ async def tail(
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(batch, timeout=0.5)
-                except (NatsTimeoutError, asyncio.TimeoutError):
+                except (TimeoutError, NatsTimeoutError):
                     continue
                 for msg in msgs:
                     msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")

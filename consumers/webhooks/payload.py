@@ -9,8 +9,8 @@ new event field is only ever sent if it is a plain scalar or a list of strings.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 

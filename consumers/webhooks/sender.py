@@ -281,7 +281,7 @@ class WebhookSender:
             return Attempt(row.id, now, code, latency, error, "failed", None, n)
         step = self.config.schedule[n - 1]
         j = self.config.jitter
-        delay = step * random.uniform(1 - j, 1 + j)  # noqa: S311 -- jitter, not a secret
+        delay = step * random.uniform(1 - j, 1 + j)
         if retry_after is not None:
             delay = max(delay, retry_after)
         return Attempt(
