@@ -284,8 +284,9 @@ class WebhookSender:
         delay = step * random.uniform(1 - j, 1 + j)
         if retry_after is not None:
             delay = max(delay, retry_after)
+        answered = self.clock()  # delays (and Retry-After) count from the answer, not the start
         return Attempt(
-            row.id, now, code, latency, error, "retry", now + timedelta(seconds=delay), n
+            row.id, now, code, latency, error, "retry", answered + timedelta(seconds=delay), n
         )
 
     def _record(self, ep: _Endpoint, results: list[Attempt]) -> bool:
