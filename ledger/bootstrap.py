@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 from sqlalchemy.engine import Engine
 
+from consumers.webhooks.store import WebhookView
 from ledger.application import LedgerApplication
 from ledger.auditlog import AuditLog
 from ledger.crypto import aead
@@ -98,7 +99,58 @@ class Ledger:
         threading.Thread(target=loop, name="maintenance", daemon=True).start()
         threading.Thread(target=checkpoints, name="checkpoints", daemon=True).start()
 
+    # ---------------------------------------------------------------- webhooks and NATS
+
+    @property
+    def webhooks(self) -> Any:
+        """Webhook endpoint use cases (``ledger.webhooks.WebhookEndpoints``)."""
+        if "webhooks" not in self.extras:
+            from datetime import timedelta
+
+            from ledger.webhooks import WebhookEndpoints
+
+            self.extras["webhooks"] = WebhookEndpoints(
+                self.app,
+                self.keyring._kek,
+                allow_loopback=self.settings.webhook_allow_loopback,
+                overlap=timedelta(seconds=self.settings.webhook_secret_overlap),
+            )
+        return self.extras["webhooks"]
+
+    @property
+    def webhook_view(self) -> WebhookView:
+        return WebhookView(self.reader, self.writer)
+
+    def webhook_worker(self) -> Any:
+        """The webhook outbox and sender (``consumers.webhooks.worker.WebhookWorker``)."""
+        if "webhook_worker" not in self.extras:
+            from consumers.webhooks.worker import WebhookWorker
+
+            self.extras["webhook_worker"] = WebhookWorker(self)
+        return self.extras["webhook_worker"]
+
+    def start_consumers(self, *, webhooks: bool = True, nats: bool | None = None) -> None:
+        """Run the webhook worker and (when a NATS URL is set) the NATS publisher in-process."""
+        started = self.extras.setdefault("consumers", [])
+        if webhooks and not started:
+            worker = self.webhook_worker()
+            worker.start()
+            started.append(worker)
+        if (self.settings.nats_url if nats is None else nats) and "nats" not in self.extras:
+            from consumers.nats.publisher import NatsPublisher
+
+            publisher = NatsPublisher(self)
+            publisher.start()
+            self.extras["nats"] = publisher
+            started.append(publisher)
+
+    def stop_consumers(self) -> None:
+        for consumer in reversed(self.extras.pop("consumers", [])):
+            consumer.stop()
+        self.extras.pop("nats", None)
+
     def close(self) -> None:
+        self.stop_consumers()
         for name in ("maintenance_stop", "listener"):
             if name in self.extras:
                 self.extras[name].set()
@@ -258,6 +310,7 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
         runner.create_tables()
         if settings.is_postgres:
             install_row_security(writer)  # tenancy's second layer (docs/tenancy.md)
+        WebhookView(reader, writer).create_tables()
     licenses = LicenseView(reader)
     stream = StreamView(reader)
     recorder = GroupCommitRecorder(app)

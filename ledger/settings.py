@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -53,6 +54,32 @@ class Settings(BaseSettings):
     checkpoint_every_seconds: float = Field(
         default=60.0, gt=0, description="sign checkpoints of any unsigned growth this often"
     )
+    # Webhooks and NATS (docs/webhooks.md)
+    webhook_allow_loopback: bool = Field(
+        default=False, description="allow webhook URLs on loopback (local development and tests)"
+    )
+    webhook_timeout: float = Field(default=15.0, gt=0, description="seconds per delivery attempt")
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default=[5, 60, 300, 1800, 7200, 18000, 36000, 36000, 86400, 86400],
+        description="seconds before each retry, comma-separated (about three days in all)",
+    )
+    webhook_disable_after: float = Field(
+        default=5 * 86400, gt=0, description="disable an endpoint failing continuously this long"
+    )
+    webhook_secret_overlap: float = Field(
+        default=86400, ge=0, description="seconds the previous secret keeps signing after rotation"
+    )
+    webhook_concurrency: int = Field(default=8, ge=1, le=256, description="endpoints in parallel")
+    nats_url: str | None = Field(default=None, description="nats://host:port; publisher off if unset")
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [p for p in v.replace(" ", "").split(",") if p]
+        if not v or any(float(x) < 0 for x in v):
+            raise ValueError("give one or more non-negative numbers of seconds, comma-separated")
+        return v
 
     @field_validator("database_url")
     @classmethod

@@ -13,7 +13,17 @@ from ledger.api.metrics import Metrics, TimingMiddleware
 from ledger.api.access import AccessControl
 from ledger.api.idempotency import IdempotencyMiddleware, IdempotencyStore
 from ledger.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from ledger.api.routes import apikeys, audit, licenses, log, ops, policies, public, signing_keys
+from ledger.api.routes import (
+    apikeys,
+    audit,
+    licenses,
+    log,
+    ops,
+    policies,
+    public,
+    signing_keys,
+    webhooks,
+)
 from ledger.apikey_usage import ApiKeyUsage
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.settings import Settings
@@ -29,6 +39,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if led.settings.run_workers:
             led.start_workers()
+            led.start_consumers()
         led.recorder.start()
         try:
             yield
@@ -37,6 +48,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
                 led.close()
             else:
                 led.runner.stop()
+                led.stop_consumers()
 
     app = FastAPI(
         title="License Ledger",
@@ -67,5 +79,6 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.add_middleware(IdempotencyMiddleware, store=idempotency)
     app.add_middleware(BodyLimitMiddleware, max_bytes=led.settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.include_router(webhooks.router)
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     return app

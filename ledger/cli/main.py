@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ledger.cli import admin, licenses, ops
+from ledger.cli import admin, licenses, ops, webhooks
 from ledger.cli.common import JsonOpt, console, emit, fail, opened, parse_time, parse_uuid
 
 app = typer.Typer(
@@ -29,6 +29,8 @@ app.add_typer(ops.worker_app, name="worker")
 app.add_typer(ops.projections_app, name="projections")
 app.add_typer(ops.audit_app, name="audit")
 app.command("events")(ops.events_command)
+app.add_typer(webhooks.webhook_app, name="webhook")
+app.command("tail")(webhooks.tail_command)
 
 
 @app.command()
@@ -39,6 +41,7 @@ def serve(
     first_org: str = typer.Option("Default", help="name of the org created on a fresh store"),
     tls_cert: Path = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS, TLS 1.3 only"),
     tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
+    nats_url: str = typer.Option(None, "--nats-url", help="also publish events to NATS JetStream"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Run the HTTP API (and, by default, the projections) on the configured store."""
@@ -52,6 +55,8 @@ def serve(
 
     with opened() as ledger:
         ledger.settings.run_workers = workers
+        if nats_url:
+            ledger.settings.nats_url = nats_url
         created = ledger.ensure_first_org(first_org)
         if created is not None:
             org, token = created

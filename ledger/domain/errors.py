@@ -2,12 +2,17 @@
 
 LedgerError
 ├── InvalidInputError            bad arguments to a command (VALIDATION_ERROR)
+│   ├── UnknownEventTypeError        a webhook event-type filter names no known event type
+│   └── InvalidWebhookUrlError       not an absolute http(s) URL, or carries credentials
+│       └── ForbiddenWebhookDestinationError  resolves to a private, loopback or reserved address
 ├── NotFoundError
 │   ├── OrganizationNotFoundError
 │   ├── PolicyNotFoundError
 │   ├── LicenseNotFoundError
 │   ├── MachineNotFoundError
-│   └── ApiKeyNotFoundError
+│   ├── ApiKeyNotFoundError
+│   ├── WebhookEndpointNotFoundError
+│   └── WebhookDeliveryNotFoundError
 ├── ConflictError
 │   ├── IllegalTransitionError       e.g. suspending a suspended license
 │   ├── MachineLimitExceededError    max_machines reached
@@ -36,6 +41,18 @@ class InvalidInputError(LedgerError):
     pass
 
 
+class UnknownEventTypeError(InvalidInputError):
+    pass
+
+
+class InvalidWebhookUrlError(InvalidInputError):
+    pass
+
+
+class ForbiddenWebhookDestinationError(InvalidWebhookUrlError):
+    pass
+
+
 class NotFoundError(LedgerError):
     pass
 
@@ -57,6 +74,14 @@ class MachineNotFoundError(NotFoundError):
 
 
 class ApiKeyNotFoundError(NotFoundError):
+    pass
+
+
+class WebhookEndpointNotFoundError(NotFoundError):
+    pass
+
+
+class WebhookDeliveryNotFoundError(NotFoundError):
     pass
 
 

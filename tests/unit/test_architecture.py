@@ -17,6 +17,7 @@ DOMAIN_MODULES = (
     "ledger.domain.validation",
     "ledger.domain.apikey",
     "ledger.domain.organization",
+    "ledger.domain.webhook",
 )
 FORBIDDEN = ("fastapi", "sqlalchemy", "nats", "pydantic", "httpx", "starlette", "psycopg")
 

@@ -1,0 +1,1 @@
+"""JetStream fan-out: the publisher (the log → stream ``LEDGER``) and an example pull consumer."""
