@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -12,6 +13,8 @@ from sqlalchemy.engine import Engine
 
 from ledger.application import LedgerApplication
 from ledger.crypto import aead
+from ledger.crypto.kek import KekSet, kek_set_from_env, load_kek_set_file
+from ledger.crypto.keystore import KeyStore
 from ledger.crypto.apikeys import generate_api_key
 from ledger.domain.apikey import ApiKey
 from ledger.domain.organization import Organization
@@ -27,11 +30,20 @@ from projections.runtime import Projection, ProjectionRunner
 from projections.stream import StreamProjection, StreamView
 
 
-def load_kek(settings: Settings) -> aead.KeyEncryptionKey:
+def kek_file(settings: Settings) -> Path:
+    return settings.data_dir / "kek.key"
+
+
+def load_kek_set(settings: Settings) -> KekSet:
+    """The KEKs: ``LEDGER_KEK`` (one or more, last active), else the 0600 key file in data_dir."""
     if settings.kek is not None:
-        return aead.kek_from_env(settings.kek.get_secret_value())
+        return kek_set_from_env(settings.kek.get_secret_value())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return aead.load_or_create_kek_file(settings.data_dir / "kek.key")
+    return load_kek_set_file(kek_file(settings))
+
+
+def load_kek(settings: Settings) -> aead.KeyEncryptionKey:
+    return load_kek_set(settings).legacy()
 
 
 @dataclass
@@ -49,6 +61,7 @@ class Ledger:
     audit: AuditView
     recorder: GroupCommitRecorder
     validator: ValidationService
+    keystore: KeyStore | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def start_workers(self) -> None:
@@ -180,10 +193,18 @@ PROJECTION_NAMES = ("licenses", "stream", "audit")
 def bootstrap(settings: Settings | None = None) -> Ledger:
     settings = settings or Settings()
     writer, reader = create_store_engines(settings)
-    keyring = SigningKeyring(writer, load_kek(settings))
+    keks = load_kek_set(settings)
+    keyring = SigningKeyring(writer, keks.legacy(), keks=keks)
+    keystore = KeyStore(writer, keks, reader=reader)
     with schema_lock(settings):
         keyring.create_tables()
-        app = LedgerApplication(event_store_env(settings), keyring=keyring)
+        keystore.create_tables()
+        app = LedgerApplication(
+            event_store_env(settings),
+            keyring=keyring,
+            keystore=keystore,
+            encrypt=settings.encryption,
+        )
         runner = ProjectionRunner(
             app, writer, projections(), poll_interval=settings.poll_interval, reader=reader
         )
@@ -202,4 +223,5 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
         audit=AuditView(reader),
         recorder=recorder,
         validator=ValidationService(licenses, recorder),
+        keystore=keystore,
     )

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Notification
 from sqlalchemy.engine import Connection, Engine
 
+from ledger.domain.subject import Subject
 from ledger.domain.values import PersonalData
 from ledger.events import event_id, event_type_from_topic
 from projections.runtime import Projection
@@ -111,6 +112,10 @@ class AuditProjection(Projection):
                 changes=json.dumps(changes, sort_keys=True, ensure_ascii=False),
             )
         )
+        if isinstance(event, Subject.Erased):  # crypto-shredded: scrub what this view holds
+            from ledger.privacy import scrub_audit_rows
+
+            scrub_audit_rows(conn, event.subject_id)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from ledger import __version__
 from ledger.api import problems
 from ledger.api.metrics import Metrics, TimingMiddleware
-from ledger.api.routes import audit, licenses, ops, policies, public
+from ledger.api.routes import audit, licenses, ops, policies, public, subjects
 from ledger.bootstrap import Ledger, bootstrap
 from ledger.settings import Settings
 
@@ -47,5 +47,6 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(audit.router)  # before licenses: /v1/licenses/actions/validate-at
     app.include_router(licenses.router)
     app.include_router(ops.router)
+    app.include_router(subjects.router)
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     return app

@@ -26,6 +26,7 @@ ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.LicenseNotFoundError: (404, "LICENSE_NOT_FOUND"),
     e.MachineNotFoundError: (404, "MACHINE_NOT_FOUND"),
     e.ApiKeyNotFoundError: (404, "API_KEY_NOT_FOUND"),
+    e.SubjectNotFoundError: (404, "SUBJECT_NOT_FOUND"),
     e.ConflictError: (409, "CONFLICT"),
     e.IllegalTransitionError: (409, "ILLEGAL_TRANSITION"),
     e.MachineLimitExceededError: (409, "MACHINE_LIMIT_EXCEEDED"),
@@ -33,6 +34,7 @@ ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.AuthenticationError: (401, "UNAUTHORIZED"),
     e.PermissionDeniedError: (403, "FORBIDDEN"),
     e.UnavailableError: (503, "SERVICE_UNAVAILABLE"),
+    e.DataIntegrityError: (503, "DATA_INTEGRITY_ERROR"),  # unservable until an operator restores it
 }
 
 _HTTP_CODES = {

@@ -7,14 +7,16 @@ LedgerError
 │   ├── PolicyNotFoundError
 │   ├── LicenseNotFoundError
 │   ├── MachineNotFoundError
-│   └── ApiKeyNotFoundError
+│   ├── ApiKeyNotFoundError
+│   └── SubjectNotFoundError      no data subject with that id in the caller's org
 ├── ConflictError
 │   ├── IllegalTransitionError       e.g. suspending a suspended license
 │   ├── MachineLimitExceededError    max_machines reached
 │   └── ConcurrencyError             optimistic-concurrency retries exhausted
 ├── AuthenticationError           missing, malformed, unknown, expired or revoked API key
 ├── PermissionDeniedError         the key lacks a permission or the caller is outside its allowlist
-└── UnavailableError              a dependency (store, recorder) cannot serve the request now
+├── UnavailableError              a dependency (store, recorder) cannot serve the request now
+└── DataIntegrityError            stored data does not open at its place (tampered, moved, swapped)
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class ApiKeyNotFoundError(NotFoundError):
     pass
 
 
+class SubjectNotFoundError(NotFoundError):
+    pass
+
+
 class ConflictError(LedgerError):
     pass
 
@@ -81,4 +87,8 @@ class PermissionDeniedError(LedgerError):
 
 
 class UnavailableError(LedgerError):
+    pass
+
+
+class DataIntegrityError(LedgerError):
     pass
