@@ -45,10 +45,18 @@ class EventContext:
     originator_id: str
     version: int
     personal_fields: int = field(default=0)
+    _where: bytes = field(default=b"", repr=False)
 
     def next_field(self) -> int:
         self.personal_fields += 1
         return self.personal_fields
+
+    def next_place(self) -> bytes:
+        """``originator:version:n`` of the next personal value in this event."""
+        if not self._where:
+            self._where = f"{self.originator_id}:{self.version}:".encode()
+        self.personal_fields += 1
+        return self._where + str(self.personal_fields).encode()
 
 
 _CURRENT: contextvars.ContextVar[EventContext | None] = contextvars.ContextVar(
@@ -70,11 +78,14 @@ def _org_of(state: dict[str, Any], originator_id: Any) -> UUID | None:
     return org if isinstance(org, UUID) else None
 
 
+def _org_bytes(state: dict[str, Any], originator_id: Any) -> bytes:
+    org = _org_of(state, originator_id)
+    return org.bytes if org is not None else _NO_ORG
+
+
 def event_aad(org: bytes, originator_id: Any, version: int, topic: str) -> bytes:
-    return (
-        _AAD + org + str(originator_id).encode() + b"\x00" + struct.pack(">q", version)
-        + topic.encode()
-    )
+    oid = originator_id if isinstance(originator_id, str) else str(originator_id)
+    return _AAD + org + oid.encode() + b"\x00" + struct.pack(">q", version) + topic.encode()
 
 
 class SealingMapper(Mapper[UUID]):
@@ -110,28 +121,26 @@ class SealingMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         state = bytes(stored_event.state)
         oid, version = stored_event.originator_id, stored_event.originator_version
-        where = f"stored event {oid} v{version}"
-        header_org: UUID | None = None
+        soid = str(oid)
+        header_org: bytes | None = None
         sealed = state[:1] == bytes([MAGIC])
         if sealed:
             org_bytes = state[1:17]
             try:
                 state = self.keystore.open_event(
-                    state[17:], event_aad(org_bytes, oid, version, stored_event.topic)
+                    state[17:], event_aad(org_bytes, soid, version, stored_event.topic)
                 )
             except aead.DecryptionError:
                 raise DataIntegrityError(
-                    f"{where} does not open at its place: tampered, moved or swapped"
+                    f"stored event {oid} v{version} does not open at its place: tampered, moved or swapped"
                 ) from None
-            header_org = UUID(bytes=org_bytes) if org_bytes != _NO_ORG else None
+            header_org = org_bytes
         elif self.encrypt:
-            raise DataIntegrityError(f"{where} is not encrypted (encryption is on)")
+            raise DataIntegrityError(f"stored event {oid} v{version} is not encrypted (encryption is on)")
         plain = StoredEvent(
             originator_id=oid, originator_version=version, topic=stored_event.topic, state=state
         )
-        token = _CURRENT.set(
-            EventContext(str(header_org) if header_org else None, str(oid), version)
-        )
+        token = _CURRENT.set(EventContext(None, soid, version))
         try:
             event = super().to_domain_event(plain)
         except MapperDeserialisationError as exc:
@@ -140,6 +149,6 @@ class SealingMapper(Mapper[UUID]):
             raise
         finally:
             _CURRENT.reset(token)
-        if sealed and _org_of(vars(event), event.originator_id) != header_org:
-            raise DataIntegrityError(f"{where} names another org than its sealed header")
+        if sealed and _org_bytes(vars(event), event.originator_id) != header_org:
+            raise DataIntegrityError(f"stored event {oid} v{version} names another org than its sealed header")
         return event

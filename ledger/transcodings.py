@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
+from ledger.crypto.aead import DecryptionError
+from ledger.domain.errors import DataIntegrityError
 from ledger.domain.values import ERASED, Actor, PersonalData, RequestContext
+from ledger.sealing import current_event
 
 if TYPE_CHECKING:
     from ledger.crypto.keystore import KeyStore
@@ -23,11 +26,8 @@ _PD_AAD = b"license-ledger/personal-data/v1\x00"
 
 
 def personal_data_aad(subject: str) -> bytes:
-    from ledger.sealing import current_event
-
     ctx = current_event()
-    where = f"{ctx.originator_id}:{ctx.version}:{ctx.next_field()}" if ctx is not None else "-"
-    return _PD_AAD + subject.encode() + b"\x00" + where.encode()
+    return _PD_AAD + subject.encode() + b"\x00" + (ctx.next_place() if ctx is not None else b"-")
 
 
 class PersonalDataAsDict(Transcoding):
@@ -44,8 +44,6 @@ class PersonalDataAsDict(Transcoding):
         aad = personal_data_aad(obj.subject)
         if obj.erased:
             return {"s": obj.subject, "e": 1}
-        from ledger.sealing import current_event
-
         ctx = current_event()
         blob = self.keystore.seal_for_subject(
             obj.subject, ctx.org_id if ctx else None, obj.value.encode(), aad
@@ -61,11 +59,8 @@ class PersonalDataAsDict(Transcoding):
         aad = personal_data_aad(subject)
         if "c" not in data or self.keystore is None:
             return PersonalData(subject=subject, value=ERASED)
-        from ledger.crypto.aead import DecryptionError
-        from ledger.domain.errors import DataIntegrityError
-
         try:
-            value = self.keystore.open_for_subject(subject, base64.b64decode(data["c"]), aad)
+            value = self.keystore.open_for_subject(subject, data["c"], aad)
         except DecryptionError:
             raise DataIntegrityError(
                 "a personal value does not open under its subject's key at its place"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: lifecycle commands/s with encryption at rest on vs off, same process, same machine.
 
-    .venv/bin/python scripts/bench_privacy.py [--commands 3000] [--rounds 3]
+    PYTHONPATH=. .venv/bin/python scripts/bench_privacy.py [--commands 3000] [--rounds 3]
         [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 The workload is bench_ledger.py's (activate / check in across 50 licenses), but every command
@@ -27,7 +27,7 @@ def commands(settings: Any, n: int) -> float:
     actor = Actor(kind="api_key", id="bench")
     org = led.app.create_organization("bench", actor, RequestContext())
     ctx = RequestContext.of(org.id, actor, "198.51.100.7", "bench-agent/1.0")
-    policy = led.app.create_policy(org.id, name="p", max_machines=10, actor=actor, context=ctx)
+    policy = led.app.create_policy(org.id, name="p", max_machines=1000, actor=actor, context=ctx)
     lics = [
         led.app.issue_license(
             org.id, policy_id=policy.id, licensee_email=f"u{i}@example.com",

@@ -19,6 +19,8 @@ another process is therefore effective here within that time (see docs/security.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 import threading
 import time
@@ -71,11 +73,15 @@ def seal_with(gcm: AESGCM, key_id: bytes, plaintext: bytes, aad: bytes) -> bytes
     return prefix + nonce + gcm.encrypt(nonce, plaintext, prefix + aad)
 
 
+_HEADER = 1 + aead.KEY_ID_SIZE + aead.NONCE_SIZE
+
+
 def open_with(gcm: AESGCM, blob: bytes, aad: bytes) -> bytes:
-    parsed = aead.parse_blob(blob)
-    prefix = bytes([parsed.version]) + parsed.key_id
+    """``aead.open_`` with a prepared cipher (the same checks, without building a ``Blob``)."""
+    if len(blob) < _HEADER + 16 or blob[0] != aead.VERSION:
+        raise aead.DecryptionError()
     try:
-        return gcm.decrypt(parsed.nonce, parsed.ciphertext, prefix + aad)
+        return gcm.decrypt(blob[9:_HEADER], blob[_HEADER:], blob[:9] + aad)
     except InvalidTag:
         raise aead.DecryptionError() from None
 
@@ -91,6 +97,8 @@ class _Lease:
 
 class KeyStore:
     """Data keys for events and data subjects, leased, cached and erasable."""
+
+    MEMO_SIZE = 100_000
 
     def __init__(
         self,
@@ -114,6 +122,9 @@ class KeyStore:
         self._leases: dict[str, _Lease] = {}
         self._openers: dict[bytes, tuple[AESGCM, float, str]] = {}
         self._erased: set[str] = set()
+        # Replays open the same personal values again and again: keep recent ones (same TTL as
+        # subject keys; dropped on erasure).
+        self._values: dict[tuple[str, bytes | str, bytes], tuple[bytes, float]] = {}
 
     def create_tables(self) -> None:
         metadata.create_all(self.engine)
@@ -126,7 +137,7 @@ class KeyStore:
         return seal_with(lease.gcm, lease.key_id, plaintext, aad)
 
     def open_event(self, blob: bytes, aad: bytes) -> bytes:
-        gcm = self._opener(aead.parse_blob(blob).key_id, EVENTS)
+        gcm = self._opener(bytes(blob[1:9]), EVENTS)
         if gcm is None:
             raise aead.DecryptionError()
         return open_with(gcm, blob, aad)
@@ -140,16 +151,30 @@ class KeyStore:
             return None
         return seal_with(lease.gcm, lease.key_id, plaintext, aad)
 
-    def open_for_subject(self, subject: str, blob: bytes, aad: bytes) -> bytes | None:
-        """Open a subject's blob; ``None`` if the subject was erased (its key is gone)."""
+    def open_for_subject(self, subject: str, blob: bytes | str, aad: bytes) -> bytes | None:
+        """Open a subject's blob (bytes, or base64 text); ``None`` if the subject was erased."""
         if subject in self._erased:
             return None
-        gcm = self._opener(aead.parse_blob(blob).key_id, subject_owner(subject))
+        memo = (subject, blob, aad)
+        hit = self._values.get(memo)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        if isinstance(blob, str):
+            try:
+                blob = base64.b64decode(blob, validate=True)
+            except (binascii.Error, ValueError):
+                raise aead.DecryptionError() from None
+        gcm = self._opener(bytes(blob[1:9]), subject_owner(subject))
         if gcm is None:
             if self.is_erased(subject):
                 return None
             raise aead.DecryptionError()
-        return open_with(gcm, blob, aad)
+        value = open_with(gcm, blob, aad)
+        with self._lock:
+            if len(self._values) >= self.MEMO_SIZE:
+                self._values.clear()
+            self._values[memo] = (value, time.monotonic() + self.subject_ttl)
+        return value
 
     # ---------------------------------------------------------------- leases
 
@@ -286,6 +311,8 @@ class KeyStore:
             self._leases.pop(owner, None)
             for kid in [k for k, v in self._openers.items() if v[2] == owner]:
                 del self._openers[kid]
+            for memo in [m for m in self._values if m[0] == subject]:
+                del self._values[memo]
         return exists is None
 
     # ---------------------------------------------------------------- KEK rotation
