@@ -18,8 +18,8 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Recording
 from eventsourcing.utils import get_topic
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from ledger.crypto.licensekey import key_sha256, license_claims, sign_license_key
 from ledger.domain.apikey import ApiKey, api_key_aggregate_id, check_permissions
@@ -35,8 +35,11 @@ from ledger.domain.errors import (
 )
 from ledger.domain.license import License, check_entitlements
 from ledger.domain.organization import Organization, Policy
+from ledger.domain.subject import Subject, subject_aggregate_id
 from ledger.domain.values import Actor, PersonalData, RequestContext, subject_id
+from ledger.crypto.keystore import KeyStore
 from ledger.keyring import SigningKeyring
+from ledger.sealing import SealingMapper
 from ledger.transcodings import register_value_transcodings
 
 A = TypeVar("A", bound=Aggregate)
@@ -64,8 +67,12 @@ class LedgerApplication(Application[UUID]):
         env: dict[str, str] | None = None,
         *,
         keyring: SigningKeyring,
+        keystore: KeyStore | None = None,
+        encrypt: bool = True,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.keystore = keystore
+        self.encrypt = encrypt and keystore is not None
         super().__init__(env)
         self.keyring = keyring
         self.clock = clock
@@ -74,7 +81,13 @@ class LedgerApplication(Application[UUID]):
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
-        register_value_transcodings(transcoder)
+        register_value_transcodings(transcoder, self.keystore, encrypt=self.encrypt)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """Events and snapshots sealed at rest (``ledger.sealing``) when a key store is given."""
+        if self.keystore is None:
+            return super().construct_mapper()
+        return SealingMapper(self.construct_transcoder(), self.keystore, encrypt=self.encrypt)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -520,6 +533,33 @@ class LedgerApplication(Application[UUID]):
             )[0]
         except ApiKeyNotFoundError:
             raise ApiKeyNotFoundError(f"API key {key_id} not found") from None
+
+    # ------------------------------------------------------------------ data subjects
+
+    def record_subject_erased(self, org_id: UUID, subject_id: str, *, actor: Actor) -> Subject:
+        """Append ``Subject.Erased`` (no personal data); idempotent: a second call returns the first."""
+        aggregate_id = subject_aggregate_id(subject_id)
+        for _ in range(2):
+            try:
+                existing = self.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                pass
+            else:
+                if not isinstance(existing, Subject):
+                    raise LedgerError(f"subject {subject_id} collides with another aggregate")
+                return existing
+            subject = Subject(
+                org_id=org_id,
+                subject_id=subject_id,
+                erased_at=self.clock(),
+                actor=Actor(kind=actor.kind, id=actor.id),
+            )
+            try:
+                self.save(subject)
+            except IntegrityError:
+                continue
+            return subject
+        raise ConcurrencyError("the subject erasure raced with another; try again")
 
 
 def _personal(subject: str, value: str | None, field: str, limit: int) -> PersonalData | None:

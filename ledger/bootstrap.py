@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +15,8 @@ from consumers.webhooks.store import WebhookView
 from ledger.application import LedgerApplication
 from ledger.auditlog import AuditLog
 from ledger.crypto import aead
+from ledger.crypto.kek import KekSet, kek_set_from_env, load_kek_set_file
+from ledger.crypto.keystore import KeyStore
 from ledger.crypto.apikeys import generate_api_key
 from ledger.domain.apikey import ApiKey
 from ledger.domain.organization import Organization
@@ -32,11 +35,20 @@ from projections.runtime import Projection, ProjectionRunner
 from projections.stream import StreamProjection, StreamView
 
 
-def load_kek(settings: Settings) -> aead.KeyEncryptionKey:
+def kek_file(settings: Settings) -> Path:
+    return settings.data_dir / "kek.key"
+
+
+def load_kek_set(settings: Settings) -> KekSet:
+    """The KEKs: ``LEDGER_KEK`` (one or more, last active), else the 0600 key file in data_dir."""
     if settings.kek is not None:
-        return aead.kek_from_env(settings.kek.get_secret_value())
+        return kek_set_from_env(settings.kek.get_secret_value())
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return aead.load_or_create_kek_file(settings.data_dir / "kek.key")
+    return load_kek_set_file(kek_file(settings))
+
+
+def load_kek(settings: Settings) -> aead.KeyEncryptionKey:
+    return load_kek_set(settings).legacy()
 
 
 @dataclass
@@ -54,6 +66,7 @@ class Ledger:
     audit: AuditView
     recorder: GroupCommitRecorder
     validator: ValidationService
+    keystore: KeyStore | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     auditlog: AuditLog = field(default=None)  # type: ignore[assignment]  # set by bootstrap
 
@@ -294,15 +307,23 @@ PROJECTION_NAMES = ("licenses", "stream", "audit")
 def bootstrap(settings: Settings | None = None) -> Ledger:
     settings = settings or Settings()
     writer, reader = create_store_engines(settings)
-    kek = load_kek(settings)
-    keyring = SigningKeyring(writer, kek)
+    keks = load_kek_set(settings)
+    kek = keks.legacy()
+    keyring = SigningKeyring(writer, kek, keks=keks)
+    keystore = KeyStore(writer, keks, reader=reader)
     log_signer = LogSigner(writer, kek, name=settings.log_name)
     checkpointer = Checkpointer(log_signer, every_events=settings.checkpoint_every_events)
     with schema_lock(settings):
         keyring.create_tables()
+        keystore.create_tables()
         log_signer.create_tables()
         log_signer.ensure()
-        app = LedgerApplication(event_store_env(settings), keyring=keyring)
+        app = LedgerApplication(
+            event_store_env(settings),
+            keyring=keyring,
+            keystore=keystore,
+            encrypt=settings.encryption,
+        )
         runner = ProjectionRunner(
             app, writer, projections(checkpointer), poll_interval=settings.poll_interval,
             reader=reader,
@@ -327,4 +348,5 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
         recorder=recorder,
         validator=ValidationService(licenses, recorder),
         auditlog=AuditLog(log_signer, checkpointer, CheckpointView(reader), stream),
+        keystore=keystore,
     )

@@ -5,11 +5,14 @@ Projections and consumers use these so that every reader names and identifies an
 - ``event_id``: a UUID derived from (aggregate id, version), stable forever (webhook-id, Nats-Msg-Id);
 - ``event_type``: ``<aggregate>.<event>`` in snake case, e.g. ``license.machine_activated``;
 - ``envelope``: the canonical JSON of an event in its *stored* form (personal fields as stored,
-  i.e. encrypted once encryption is on), which is what the per-org Merkle log hashes.
+  i.e. encrypted once encryption is on), which is what the per-org Merkle log hashes. Stored state
+  that is JSON is embedded as ``state``; anything else (the sealed form, see ``ledger.sealing``)
+  as ``state_b64`` (standard base64 of the stored bytes), so erasure never changes a leaf.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -58,7 +61,7 @@ def envelope(
     state: bytes,
 ) -> bytes:
     """Canonical bytes of one event of an org's stream (the Merkle leaf input)."""
-    body = {
+    body: dict[str, Any] = {
         "org_id": org_id,
         "org_seq": org_seq,
         "event_id": str(event_id(originator_id, originator_version)),
@@ -66,6 +69,9 @@ def envelope(
         "topic": topic,
         "aggregate_id": str(originator_id),
         "version": originator_version,
-        "state": json.loads(state.decode("utf-8")),
     }
+    if state[:1] == b"{":
+        body["state"] = json.loads(state.decode("utf-8"))
+    else:
+        body["state_b64"] = base64.b64encode(bytes(state)).decode("ascii")
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

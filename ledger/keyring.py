@@ -20,6 +20,7 @@ from nacl.signing import SigningKey
 from sqlalchemy.engine import Engine
 
 from ledger.crypto import aead
+from ledger.crypto.kek import KekSet
 from ledger.domain.errors import InvalidInputError, NotFoundError
 from ledger.offline import KeySet, key_id
 
@@ -65,9 +66,12 @@ class SigningKeyring:
 
     CACHE_SECONDS = 5.0
 
-    def __init__(self, engine: Engine, kek: aead.KeyEncryptionKey) -> None:
+    def __init__(
+        self, engine: Engine, kek: aead.KeyEncryptionKey, *, keks: KekSet | None = None
+    ) -> None:
         self._engine = engine
         self._kek = kek
+        self._keks = keks  # older and newer KEKs (after `keys rotate-kek`), if any
         self._lock = threading.Lock()
         self._cache: dict[str, SigningKey] = {}
         self._active: tuple[float, str] | None = None
@@ -122,11 +126,14 @@ class SigningKeyring:
             row = conn.execute(sa.select(signing_keys).where(signing_keys.c.kid == kid)).first()
         if row is None:
             raise NotFoundError(f"no signing key {kid}")
-        if row.kek_id != self._kek.kek_id:
+        kek = self._kek
+        if row.kek_id != kek.kek_id and self._keks is not None:
+            kek = _local(self._keks, row.kek_id)
+        if row.kek_id != kek.kek_id:
             raise InvalidInputError(
                 f"signing key {kid} is sealed under KEK {row.kek_id}, not the configured one"
             )
-        seed = aead.open_(self._kek.key, row.sealed_seed, _aad(kid))
+        seed = aead.open_(kek.key, row.sealed_seed, _aad(kid))
         key = SigningKey(seed)
         with self._lock:
             self._cache[kid] = key
@@ -136,6 +143,9 @@ class SigningKeyring:
 
     def rotate(self) -> str:
         """Make a new active key; the previous active key becomes verify-only."""
+        if self._keks is not None:  # seal under the newest active KEK
+            self._keks.refresh()
+            self._kek = self._keks.legacy()
         seed = secrets.token_bytes(32)
         key = SigningKey(seed)
         public = bytes(key.verify_key)
@@ -174,6 +184,38 @@ class SigningKeyring:
             conn.execute(
                 sa.update(signing_keys).where(signing_keys.c.kid == kid).values(status=status)
             )
+
+    def reseal_all(self) -> int:
+        """Re-seal every signing key not under the active KEK (``keys rotate-kek``)."""
+        if self._keks is None:
+            return 0
+        self._keks.refresh()
+        self._kek = active = self._keks.legacy()
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(signing_keys).where(signing_keys.c.kek_id != active.kek_id)
+            ).all()
+        for r in rows:
+            seed = aead.open_(_local(self._keks, r.kek_id).key, r.sealed_seed, _aad(r.kid))
+            sealed = aead.seal(
+                active.key, seed, _aad(r.kid), nonce=os.urandom(12), key_id=bytes.fromhex(r.kid)
+            )
+            with self._engine.begin() as conn:
+                conn.execute(
+                    sa.update(signing_keys)
+                    .where(signing_keys.c.kid == r.kid, signing_keys.c.kek_id == r.kek_id)
+                    .values(sealed_seed=sealed, kek_id=active.kek_id)
+                )
+        return len(rows)
+
+
+def _local(keks: KekSet, kek_id: str) -> aead.KeyEncryptionKey:
+    from ledger.crypto.kek import LocalKek
+
+    kek = keks.get(kek_id)
+    if not isinstance(kek, LocalKek):
+        raise InvalidInputError("signing keys are sealed under local KEKs only")
+    return kek.key
 
 
 def _utc(dt: datetime) -> datetime:

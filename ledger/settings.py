@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     kek: SecretStr | None = Field(
         default=None, description="key-encryption key (base64 of 32 bytes); else data_dir/kek.key"
     )
+    encryption: bool = Field(
+        default=True,
+        description="seal events and personal data at rest; 'false' only for benchmark comparisons",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     api_key_env: str = "live"

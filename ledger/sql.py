@@ -30,6 +30,7 @@ def sqlite_pragmas(dbapi_conn: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA secure_delete=ON")  # erased values must not linger in free pages
     cur.close()
 
 

@@ -1,27 +1,71 @@
 """How the value objects in events are written to the store (``eventsourcing`` transcodings).
 
 ``PersonalDataAsDict`` is the seam for per-subject encryption: it is the only place a personal
-value is turned into stored bytes.
+value is turned into stored bytes. With a key store, a value is sealed under its data subject's key
+(associated data: subject, the event it is in, and its position in that event) and stored as
+``{"s": subject, "c": base64(blob)}``; a value of an erased subject is stored and read back as
+``{"s": subject, "e": 1}`` → ``PersonalData(subject, ERASED)``. Without one, ``{"s", "v"}`` (plain).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
-from ledger.domain.values import Actor, PersonalData, RequestContext
+from ledger.crypto.aead import DecryptionError
+from ledger.domain.errors import DataIntegrityError
+from ledger.domain.values import ERASED, Actor, PersonalData, RequestContext
+from ledger.sealing import current_event
+
+if TYPE_CHECKING:
+    from ledger.crypto.keystore import KeyStore
+
+_PD_AAD = b"license-ledger/personal-data/v1\x00"
+
+
+def personal_data_aad(subject: str) -> bytes:
+    ctx = current_event()
+    return _PD_AAD + subject.encode() + b"\x00" + (ctx.next_place() if ctx is not None else b"-")
 
 
 class PersonalDataAsDict(Transcoding):
     type = PersonalData
     name = "pd"
 
-    def encode(self, obj: PersonalData) -> dict[str, str]:
-        return {"s": obj.subject, "v": obj.value}
+    def __init__(self, keystore: KeyStore | None = None, *, encrypt: bool = True) -> None:
+        self.keystore = keystore
+        self.encrypt = encrypt and keystore is not None
 
-    def decode(self, data: dict[str, str]) -> PersonalData:
-        return PersonalData(subject=data["s"], value=data["v"])
+    def encode(self, obj: PersonalData) -> dict[str, Any]:
+        if not self.encrypt or self.keystore is None:
+            return {"s": obj.subject, "v": obj.value}
+        aad = personal_data_aad(obj.subject)
+        if obj.erased:
+            return {"s": obj.subject, "e": 1}
+        ctx = current_event()
+        blob = self.keystore.seal_for_subject(
+            obj.subject, ctx.org_id if ctx else None, obj.value.encode(), aad
+        )
+        if blob is None:  # the subject was erased: the fence keeps new data out
+            return {"s": obj.subject, "e": 1}
+        return {"s": obj.subject, "c": base64.b64encode(blob).decode("ascii")}
+
+    def decode(self, data: dict[str, Any]) -> PersonalData:
+        subject = data["s"]
+        if "v" in data:
+            return PersonalData(subject=subject, value=data["v"])
+        aad = personal_data_aad(subject)
+        if "c" not in data or self.keystore is None:
+            return PersonalData(subject=subject, value=ERASED)
+        try:
+            value = self.keystore.open_for_subject(subject, data["c"], aad)
+        except DecryptionError:
+            raise DataIntegrityError(
+                "a personal value does not open under its subject's key at its place"
+            ) from None
+        return PersonalData(subject=subject, value=ERASED if value is None else value.decode())
 
 
 class ActorAsDict(Transcoding):
@@ -46,7 +90,9 @@ class RequestContextAsDict(Transcoding):
         return RequestContext(ip=data["ip"], user_agent=data["ua"])
 
 
-def register_value_transcodings(transcoder: JSONTranscoder) -> None:
+def register_value_transcodings(
+    transcoder: JSONTranscoder, keystore: KeyStore | None = None, *, encrypt: bool = True
+) -> None:
     transcoder.register(ActorAsDict())
     transcoder.register(RequestContextAsDict())
-    transcoder.register(PersonalDataAsDict())
+    transcoder.register(PersonalDataAsDict(keystore, encrypt=encrypt))

@@ -21,6 +21,7 @@ from eventsourcing.persistence import Notification
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped
 
+from ledger.domain.subject import Subject
 from ledger.domain.values import PersonalData
 from ledger.events import event_id, event_type_from_topic
 from ledger.tenancy import TenantScoped, TenantSession, columns, map_tenant_table
@@ -133,6 +134,10 @@ class AuditProjection(Projection):
                 "changes": json.dumps(changes, sort_keys=True, ensure_ascii=False),
             }
         )
+        if isinstance(event, Subject.Erased):  # crypto-shredded: scrub what this view holds
+            from ledger.privacy import scrub_audit_rows
+
+            scrub_audit_rows(conn, event.subject_id)
 
     def after_batch(self, conn: Connection) -> None:
         if self._rows:

@@ -22,6 +22,7 @@ from ledger.api.routes import (
     policies,
     public,
     signing_keys,
+    subjects,
     webhooks,
 )
 from ledger.apikey_usage import ApiKeyUsage
@@ -80,5 +81,6 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.add_middleware(BodyLimitMiddleware, max_bytes=led.settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(webhooks.router)
+    app.include_router(subjects.router)
     app.add_middleware(TimingMiddleware, metrics=app.state.metrics)
     return app

@@ -31,6 +31,7 @@ ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.UnknownEventTypeError: (422, "UNKNOWN_EVENT_TYPE"),
     e.InvalidWebhookUrlError: (422, "INVALID_WEBHOOK_URL"),
     e.ForbiddenWebhookDestinationError: (422, "FORBIDDEN_WEBHOOK_DESTINATION"),
+    e.SubjectNotFoundError: (404, "SUBJECT_NOT_FOUND"),
     e.ConflictError: (409, "CONFLICT"),
     e.IllegalTransitionError: (409, "ILLEGAL_TRANSITION"),
     e.MachineLimitExceededError: (409, "MACHINE_LIMIT_EXCEEDED"),
@@ -42,6 +43,7 @@ ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.IpNotAllowedError: (403, "IP_NOT_ALLOWED"),
     e.RateLimitedError: (429, "RATE_LIMITED"),
     e.UnavailableError: (503, "SERVICE_UNAVAILABLE"),
+    e.DataIntegrityError: (503, "DATA_INTEGRITY_ERROR"),  # unservable until an operator restores it
 }
 
 _HTTP_CODES = {

@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from ledger.cli import admin, licenses, ops, webhooks
+from ledger.cli import admin, licenses, ops, privacy, webhooks
 from ledger.cli.common import JsonOpt, console, emit, fail, opened, parse_time, parse_uuid
 
 app = typer.Typer(
@@ -22,12 +22,14 @@ app = typer.Typer(
 )
 app.add_typer(admin.org_app, name="org")
 app.add_typer(admin.policy_app, name="policy")
+admin.keys_app.command("rotate-kek")(privacy.keys_rotate_kek)
 app.add_typer(admin.keys_app, name="keys")
 app.add_typer(admin.apikey_app, name="apikey")
 app.add_typer(licenses.app, name="license")
 app.add_typer(ops.worker_app, name="worker")
 app.add_typer(ops.projections_app, name="projections")
 app.add_typer(ops.audit_app, name="audit")
+app.add_typer(privacy.subject_app, name="subject")
 app.command("events")(ops.events_command)
 app.add_typer(webhooks.webhook_app, name="webhook")
 app.command("tail")(webhooks.tail_command)

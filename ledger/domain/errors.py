@@ -12,7 +12,8 @@ LedgerError
 │   ├── MachineNotFoundError
 │   ├── ApiKeyNotFoundError
 │   ├── WebhookEndpointNotFoundError
-│   └── WebhookDeliveryNotFoundError
+│   ├── WebhookDeliveryNotFoundError
+│   └── SubjectNotFoundError      no data subject with that id in the caller's org
 ├── ConflictError
 │   ├── IllegalTransitionError       e.g. suspending a suspended license
 │   ├── MachineLimitExceededError    max_machines reached
@@ -23,7 +24,8 @@ LedgerError
 ├── PermissionDeniedError         the key lacks a permission
 │   └── IpNotAllowedError            the caller is outside the key's IP allowlist
 ├── RateLimitedError              too many requests for this key or client address
-└── UnavailableError              a dependency (store, recorder) cannot serve the request now
+├── UnavailableError              a dependency (store, recorder) cannot serve the request now
+└── DataIntegrityError            stored data does not open at its place (tampered, moved, swapped)
 """
 
 from __future__ import annotations
@@ -85,6 +87,10 @@ class WebhookDeliveryNotFoundError(NotFoundError):
     pass
 
 
+class SubjectNotFoundError(NotFoundError):
+    pass
+
+
 class ConflictError(LedgerError):
     pass
 
@@ -130,4 +136,8 @@ class RateLimitedError(LedgerError):
 
 
 class UnavailableError(LedgerError):
+    pass
+
+
+class DataIntegrityError(LedgerError):
     pass
