@@ -311,7 +311,7 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
     kek = keks.legacy()
     keyring = SigningKeyring(writer, kek, keks=keks)
     keystore = KeyStore(writer, keks, reader=reader)
-    log_signer = LogSigner(writer, kek, name=settings.log_name)
+    log_signer = LogSigner(writer, kek, name=settings.log_name, keks=keks)
     checkpointer = Checkpointer(log_signer, every_events=settings.checkpoint_every_events)
     with schema_lock(settings):
         keyring.create_tables()

@@ -9,6 +9,8 @@ public: ``GET /v1/log/key``, ``license-ledger audit log-key``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import os
 import secrets
 import threading
@@ -45,9 +47,12 @@ def _aad(name: str, kid: str) -> bytes:
 class LogSigner:
     """Signs checkpoints with the deployment's active log key (created on first ``ensure``)."""
 
-    def __init__(self, engine: Engine, kek: aead.KeyEncryptionKey, *, name: str) -> None:
+    def __init__(
+        self, engine: Engine, kek: aead.KeyEncryptionKey, *, name: str, keks: Any = None
+    ) -> None:
         self._engine = engine
         self._kek = kek
+        self._keks = keks  # a ledger.crypto.kek.KekSet: older KEKs still open (rotate-kek)
         self.name = name
         self._lock = threading.Lock()
         self._key: SigningKey | None = None
@@ -71,13 +76,42 @@ class LogSigner:
                 if row is None:
                     self._key = self._create(conn)
                     return
-            if row.kek_id != self._kek.kek_id:
-                raise InvalidInputError(
-                    f"log key {row.key_id} is sealed under KEK {row.kek_id}, not the configured one"
-                )
+            kek = self._kek_for(row.kek_id)
             self._key = SigningKey(
-                aead.open_(self._kek.key, row.sealed_seed, _aad(self.name, row.key_id))
+                aead.open_(kek.key, row.sealed_seed, _aad(self.name, row.key_id))
             )
+
+    def _kek_for(self, kek_id: str) -> aead.KeyEncryptionKey:
+        if kek_id == self._kek.kek_id:
+            return self._kek
+        if self._keks is not None:
+            from ledger.keyring import _local
+
+            self._keks.refresh()
+            return _local(self._keks, kek_id)
+        raise InvalidInputError(f"the log key is sealed under KEK {kek_id}, not the configured one")
+
+    def reseal_all(self) -> int:
+        """Re-seal every log key not under the active KEK (``keys rotate-kek``)."""
+        if self._keks is None:
+            return 0
+        self._keks.refresh()
+        self._kek = active = self._keks.legacy()
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(log_keys).where(log_keys.c.kek_id != active.kek_id)).all()
+        for r in rows:
+            seed = aead.open_(self._kek_for(r.kek_id).key, r.sealed_seed, _aad(r.name, r.key_id))
+            sealed = aead.seal(
+                active.key, seed, _aad(r.name, r.key_id),
+                nonce=os.urandom(aead.NONCE_SIZE), key_id=bytes.fromhex(r.key_id * 2),
+            )
+            with self._engine.begin() as conn:
+                conn.execute(
+                    sa.update(log_keys)
+                    .where(log_keys.c.key_id == r.key_id, log_keys.c.kek_id == r.kek_id)
+                    .values(sealed_seed=sealed, kek_id=active.kek_id)
+                )
+        return len(rows)
 
     def _create(self, conn: sa.Connection) -> SigningKey:
         seed = secrets.token_bytes(32)

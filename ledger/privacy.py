@@ -94,14 +94,9 @@ def erase_subject(ledger: Any, org_id: UUID, subject: str, actor: Actor) -> dict
 
 def _truncate_wal(path: Any) -> None:
     """Copy the WAL into the database and empty it (outside any transaction)."""
-    import sqlite3
+    from ledger import sql
 
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    try:
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        conn.close()
+    sql.sqlite_truncate_wal(path)
 
 
 def export_subject(ledger: Any, org_id: UUID, subject: str) -> dict[str, Any]:

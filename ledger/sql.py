@@ -139,3 +139,15 @@ def row_security_of(conn: Connection, table: str) -> tuple[bool, bool]:
         {"t": table},
     ).one()
     return bool(row[0]), bool(row[1])
+
+
+def sqlite_truncate_wal(path: Any) -> None:
+    """Copy a SQLite file's WAL into the database and empty it (after an erasure)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()

@@ -63,6 +63,8 @@ def keys_rotate_kek(
             fail("this ledger has no key store")
         data_keys = ledger.keystore.rewrap_all()
         signing_keys = ledger.keyring.reseal_all()
+        if ledger.auditlog is not None:
+            signing_keys += ledger.auditlog.signer.reseal_all()
         active = ledger.keystore.keks.active.kek_id
         in_use = ledger.keystore.kek_ids_in_use()
         if set(in_use) - {active}:

@@ -243,6 +243,7 @@ def test_rotate_kek_rewraps_everything_while_a_process_keeps_running(
         new = add_kek_to_file(kek_file(other.settings))
         other.keystore.rewrap_all()
         other.keyring.reseal_all()
+        other.auditlog.signer.reseal_all()
         assert set(other.keystore.kek_ids_in_use()) == {new}
         assert drop_keks_from_file(kek_file(other.settings), {new}) == [old]
     finally:
