@@ -219,9 +219,7 @@ class LedgerApplication(Application[UUID]):
         ents = check_entitlements(policy.entitlements) | check_entitlements(entitlements or [])
         license_id = uuid4()
         subject = subject_id(org_id, "licensee", licensee_email or f"license:{license_id}")
-        claims, key = self._sign(
-            org_id, license_id, policy_id, now, expires_at, ents, max_machines
-        )
+        claims, key = self._sign(org_id, license_id, policy_id, now, expires_at, ents, max_machines)
         lic = License(
             org_id=org_id,
             policy_id=policy_id,
@@ -303,23 +301,44 @@ class LedgerApplication(Application[UUID]):
     ) -> tuple[License, bool]:
         now = self.clock()
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.activate_machine(fingerprint, name, now, actor, context),
         )
 
     def deactivate_machine(
-        self, org_id: UUID, license_id: UUID, fingerprint: str, *, actor: Actor, context: RequestContext
+        self,
+        org_id: UUID,
+        license_id: UUID,
+        fingerprint: str,
+        *,
+        actor: Actor,
+        context: RequestContext,
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.deactivate_machine(fingerprint, actor, context),
         )[0]
 
     def suspend(
-        self, org_id: UUID, license_id: UUID, reason: str = "", *, actor: Actor, context: RequestContext
+        self,
+        org_id: UUID,
+        license_id: UUID,
+        reason: str = "",
+        *,
+        actor: Actor,
+        context: RequestContext,
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.suspend(reason, actor, context),
         )[0]
 
@@ -327,15 +346,27 @@ class LedgerApplication(Application[UUID]):
         self, org_id: UUID, license_id: UUID, *, actor: Actor, context: RequestContext
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.reinstate(actor, context),
         )[0]
 
     def revoke(
-        self, org_id: UUID, license_id: UUID, reason: str = "", *, actor: Actor, context: RequestContext
+        self,
+        org_id: UUID,
+        license_id: UUID,
+        reason: str = "",
+        *,
+        actor: Actor,
+        context: RequestContext,
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.revoke(reason, actor, context),
         )[0]
 
@@ -411,7 +442,10 @@ class LedgerApplication(Application[UUID]):
         context: RequestContext,
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.check_in(fingerprint, actor, context),
         )[0]
 
@@ -497,9 +531,7 @@ class LedgerApplication(Application[UUID]):
         found: list[ApiKey] = []
         position = after
         while len(found) < limit:
-            batch = self.recorder.select_notifications(
-                position + 1, 500, topics=[topic]
-            )
+            batch = self.recorder.select_notifications(position + 1, 500, topics=[topic])
             if not batch:
                 return found, None
             for n in batch:
@@ -528,7 +560,10 @@ class LedgerApplication(Application[UUID]):
         now = self.clock()
         try:
             return self._modify(
-                ApiKey, org_id, api_key_aggregate_id(key_id), ApiKeyNotFoundError,
+                ApiKey,
+                org_id,
+                api_key_aggregate_id(key_id),
+                ApiKeyNotFoundError,
                 lambda k: k.revoke(now, actor, context),
             )[0]
         except ApiKeyNotFoundError:

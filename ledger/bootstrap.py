@@ -212,7 +212,9 @@ class Ledger:
         (default ``settings.api_key_rotation_grace_seconds``)."""
         from datetime import timedelta
 
-        grace = self.settings.api_key_rotation_grace_seconds if grace_seconds is None else grace_seconds
+        grace = (
+            self.settings.api_key_rotation_grace_seconds if grace_seconds is None else grace_seconds
+        )
         generated = generate_api_key(self.settings.api_key_env)
         old, new = self.app.rotate_api_key(
             org_id,
@@ -301,6 +303,7 @@ def cli_actor() -> Actor:
 def projections(checkpointer: Checkpointer | None = None) -> list[Projection]:
     return [LicenseProjection(), StreamProjection(checkpointer), AuditProjection()]
 
+
 PROJECTION_NAMES = ("licenses", "stream", "audit")
 
 
@@ -325,7 +328,10 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
             encrypt=settings.encryption,
         )
         runner = ProjectionRunner(
-            app, writer, projections(checkpointer), poll_interval=settings.poll_interval,
+            app,
+            writer,
+            projections(checkpointer),
+            poll_interval=settings.poll_interval,
             reader=reader,
         )
         runner.create_tables()

@@ -119,15 +119,17 @@ def export_subject(ledger: Any, org_id: UUID, subject: str) -> dict[str, Any]:
             for name, value in vars(event).items():
                 for path, pd in personal_fields(value, name):
                     if pd.subject == subject:
-                        found.append({
-                            "event_id": str(event_id(n.originator_id, n.originator_version)),
-                            "type": event_type_from_topic(n.topic),
-                            "aggregate_id": str(n.originator_id),
-                            "version": n.originator_version,
-                            "occurred_at": event.timestamp.isoformat(),
-                            "field": path,
-                            "value": pd.value,
-                        })
+                        found.append(
+                            {
+                                "event_id": str(event_id(n.originator_id, n.originator_version)),
+                                "type": event_type_from_topic(n.topic),
+                                "aggregate_id": str(n.originator_id),
+                                "version": n.originator_version,
+                                "occurred_at": event.timestamp.isoformat(),
+                                "field": path,
+                                "value": pd.value,
+                            }
+                        )
         if len(page) < chunk:
             break
         start = page[-1].id + 1

@@ -136,7 +136,9 @@ class SealingMapper(Mapper[UUID]):
                 ) from None
             header_org = org_bytes
         elif self.encrypt:
-            raise DataIntegrityError(f"stored event {oid} v{version} is not encrypted (encryption is on)")
+            raise DataIntegrityError(
+                f"stored event {oid} v{version} is not encrypted (encryption is on)"
+            )
         plain = StoredEvent(
             originator_id=oid, originator_version=version, topic=stored_event.topic, state=state
         )
@@ -150,5 +152,7 @@ class SealingMapper(Mapper[UUID]):
         finally:
             _CURRENT.reset(token)
         if sealed and _org_bytes(vars(event), event.originator_id) != header_org:
-            raise DataIntegrityError(f"stored event {oid} v{version} names another org than its sealed header")
+            raise DataIntegrityError(
+                f"stored event {oid} v{version} names another org than its sealed header"
+            )
         return event

@@ -191,13 +191,18 @@ class WebhookEndpoints:
         context: RequestContext,
     ) -> WebhookEndpoint:
         new_url = self.check_url(url) if url is not None else None
-        types = check_event_types(event_types, self.known_types) if event_types is not None else None
+        types = (
+            check_event_types(event_types, self.known_types) if event_types is not None else None
+        )
         desc = WebhookEndpoint.check_description(description) if description is not None else None
 
         def change(ep: WebhookEndpoint) -> None:
             ep.update(
-                new_url or ep.url, types or ep.event_types,
-                ep.description if desc is None else desc, actor, context,
+                new_url or ep.url,
+                types or ep.event_types,
+                ep.description if desc is None else desc,
+                actor,
+                context,
             )
 
         return self._modify(org_id, endpoint_id, change)

@@ -49,6 +49,7 @@ audit = sa.Table(
     sa.Index("ix_audit_action_time", "action", "occurred_at"),
 )
 
+
 class AuditRow(TenantScoped):
     id: Mapped[int]
     org_id: Mapped[str]
@@ -66,12 +67,32 @@ class AuditRow(TenantScoped):
 map_tenant_table(AuditRow, audit)
 
 _NOT_CHANGES = {
-    "originator_id", "originator_version", "originator_topic", "timestamp", "org_id", "actor",
-    "context", "key_claims", "licensee_name", "licensee_email", "metadata", "secret_hash",
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "org_id",
+    "actor",
+    "context",
+    "key_claims",
+    "licensee_name",
+    "licensee_email",
+    "metadata",
+    "secret_hash",
 }
 
-COLUMNS = ["id", "org_id", "occurred_at", "event_id", "action", "actor", "ip", "user_agent",
-           "license_id", "changes"]
+COLUMNS = [
+    "id",
+    "org_id",
+    "occurred_at",
+    "event_id",
+    "action",
+    "actor",
+    "ip",
+    "user_agent",
+    "license_id",
+    "changes",
+]
 
 
 def _plain(value: Any) -> Any:
@@ -201,7 +222,9 @@ class AuditView:
             rows = session.execute(self._select(f, after).limit(limit)).all()
         return [_row(r) for r in rows]
 
-    def iter_rows(self, org_id: UUID, f: AuditFilter, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+    def iter_rows(
+        self, org_id: UUID, f: AuditFilter, chunk: int = 2000
+    ) -> Iterator[dict[str, Any]]:
         """Every matching row, fetched in keyset-paginated chunks: memory stays flat."""
         after = 0
         while True:

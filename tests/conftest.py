@@ -75,9 +75,7 @@ def pg_schema() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture
-def make_settings(
-    backend: str, tmp_path: Path, pg_schema: Callable[[], str]
-) -> Callable[..., Any]:
+def make_settings(backend: str, tmp_path: Path, pg_schema: Callable[[], str]) -> Callable[..., Any]:
     """Settings for a fresh, isolated store on the parametrised backend."""
     from ledger.settings import Settings
 

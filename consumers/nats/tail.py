@@ -42,12 +42,18 @@ async def tail(
         nc = None
         try:
             nc = await nats.connect(
-                url, name="license-ledger-tail", connect_timeout=2, allow_reconnect=True,
-                max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                url,
+                name="license-ledger-tail",
+                connect_timeout=2,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
             )
             js = nc.jetstream(timeout=5)
             await ensure_stream(js)
-            sub = await js.pull_subscribe(filter_subject(org), durable=token(durable), stream=STREAM)
+            sub = await js.pull_subscribe(
+                filter_subject(org), durable=token(durable), stream=STREAM
+            )
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(batch, timeout=0.5)

@@ -59,8 +59,12 @@ class WebhookWorker:
         )
         self.outbox = WebhookOutbox()
         self.runner = _OutboxRunner(
-            ledger.app, ledger.writer, [self.outbox], poll_interval=s.poll_interval,
-            reader=ledger.reader, on_commit=self.sender.poke,
+            ledger.app,
+            ledger.writer,
+            [self.outbox],
+            poll_interval=s.poll_interval,
+            reader=ledger.reader,
+            on_commit=self.sender.poke,
         )
 
     def create_tables(self) -> None:
