@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Recording
 from eventsourcing.utils import get_topic
 
+from ledger.crypto.keystore import KeyStore
 from ledger.crypto.licensekey import key_sha256, license_claims, sign_license_key
 from ledger.domain.apikey import ApiKey, api_key_aggregate_id, check_permissions
 from ledger.domain.errors import (
@@ -37,7 +38,6 @@ from ledger.domain.license import License, check_entitlements
 from ledger.domain.organization import Organization, Policy
 from ledger.domain.subject import Subject, subject_aggregate_id
 from ledger.domain.values import Actor, PersonalData, RequestContext, subject_id
-from ledger.crypto.keystore import KeyStore
 from ledger.keyring import SigningKeyring
 from ledger.sealing import SealingMapper
 from ledger.transcodings import register_value_transcodings
@@ -130,7 +130,7 @@ class LedgerApplication(Application[UUID]):
             try:
                 self.save(agg)
             except IntegrityError:
-                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))  # noqa: S311
+                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
                 continue
             return agg, result
         raise ConcurrencyError("too many concurrent changes to the same object; try again")
@@ -516,7 +516,7 @@ class LedgerApplication(Application[UUID]):
             try:
                 self.save(old, new)
             except IntegrityError:
-                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))  # noqa: S311
+                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
                 continue
             return old, new
         raise ConcurrencyError("too many concurrent changes to the same API key; try again")

@@ -15,17 +15,17 @@ from consumers.webhooks.store import WebhookView
 from ledger.application import LedgerApplication
 from ledger.auditlog import AuditLog
 from ledger.crypto import aead
+from ledger.crypto.apikeys import generate_api_key
 from ledger.crypto.kek import KekSet, kek_set_from_env, load_kek_set_file
 from ledger.crypto.keystore import KeyStore
-from ledger.crypto.apikeys import generate_api_key
 from ledger.domain.apikey import ApiKey
 from ledger.domain.organization import Organization
 from ledger.domain.values import Actor, RequestContext
 from ledger.keyring import SigningKeyring
 from ledger.logkey import LogSigner
+from ledger.recording import GroupCommitRecorder
 from ledger.settings import Settings
 from ledger.storage import create_store_engines, event_store_env, schema_lock
-from ledger.recording import GroupCommitRecorder
 from ledger.tenancy import install_row_security
 from ledger.validating import ValidationService
 from projections.audit import AuditProjection, AuditView

@@ -9,12 +9,11 @@ public: ``GET /v1/log/key``, ``license-ledger audit log-key``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 import secrets
 import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from nacl.signing import SigningKey

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
-import nacl.exceptions
 import nacl.bindings
+import nacl.exceptions
 import nacl.signing
 
 __all__ = [

@@ -9,9 +9,9 @@ from fastapi import FastAPI
 
 from ledger import __version__
 from ledger.api import openapi, problems
-from ledger.api.metrics import Metrics, TimingMiddleware
 from ledger.api.access import AccessControl
 from ledger.api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from ledger.api.metrics import Metrics, TimingMiddleware
 from ledger.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from ledger.api.routes import (
     apikeys,

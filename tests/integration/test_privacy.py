@@ -282,9 +282,10 @@ def test_data_keys_rotate_before_their_encryption_limit(ledger: Any) -> None:
 
 
 def test_sealed_blobs_keep_the_aead_format(ledger: Any) -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     from ledger.crypto import aead
     from ledger.crypto.keystore import open_with, seal_with
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     key = bytes(range(32))
     blob = seal_with(AESGCM(key), b"12345678", b"hello", b"ctx")

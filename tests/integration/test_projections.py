@@ -82,7 +82,7 @@ def snapshot(ledger: Any, name: str) -> dict[str, list[tuple[Any, ...]]]:
     with ledger.writer.connect() as conn:
         for table in TABLES[name].sorted_tables:
             rows = conn.execute(sa.select(table)).all()
-            out[table.name] = sorted((tuple(map(repr, r)) for r in rows))
+            out[table.name] = sorted(tuple(map(repr, r)) for r in rows)
     return out
 
 
