@@ -572,7 +572,10 @@ class LedgerApplication(Application[UUID]):
     # ------------------------------------------------------------------ data subjects
 
     def record_subject_erased(self, org_id: UUID, subject_id: str, *, actor: Actor) -> Subject:
-        """Append ``Subject.Erased`` (no personal data); idempotent: a second call returns the first."""
+        """Append ``Subject.Erased`` (no personal data).
+
+        Idempotent: a second call returns the first.
+        """
         aggregate_id = subject_aggregate_id(subject_id)
         for _ in range(2):
             try:

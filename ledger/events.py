@@ -2,7 +2,8 @@
 
 Projections and consumers use these so that every reader names and identifies an event alike:
 
-- ``event_id``: a UUID derived from (aggregate id, version), stable forever (webhook-id, Nats-Msg-Id);
+- ``event_id``: a UUID derived from (aggregate id, version), stable forever
+  (webhook-id, Nats-Msg-Id);
 - ``event_type``: ``<aggregate>.<event>`` in snake case, e.g. ``license.machine_activated``;
 - ``envelope``: the canonical JSON of an event in its *stored* form (personal fields as stored,
   i.e. encrypted once encryption is on), which is what the per-org Merkle log hashes. Stored state

@@ -132,7 +132,8 @@ class SealingMapper(Mapper[UUID]):
                 )
             except aead.DecryptionError:
                 raise DataIntegrityError(
-                    f"stored event {oid} v{version} does not open at its place: tampered, moved or swapped"
+                    f"stored event {oid} v{version} does not open at its place: "
+                    "tampered, moved or swapped"
                 ) from None
             header_org = org_bytes
         elif self.encrypt:

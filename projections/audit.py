@@ -255,7 +255,10 @@ class AuditView:
             raise ValueError(f"unknown export format {fmt!r}")
 
     def prune_validations(self, older_than: datetime, *, writer: Engine | None = None) -> int:
-        """Delete validation rows older than ``older_than`` from this view (the ledger keeps them)."""
+        """Delete validation rows older than ``older_than`` from this view.
+
+        The ledger keeps them.
+        """
         with (writer or self.engine).begin() as conn:
             result = conn.execute(
                 sa.delete(audit).where(

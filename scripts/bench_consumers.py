@@ -220,7 +220,8 @@ def main() -> None:
     print(
         f"webhooks: {wh['deliveries_per_s']:,.0f} signed deliveries/s "
         f"({args.events} events x {args.endpoints} endpoints); raw httpx POSTs "
-        f"{wh['raw_posts_per_s']:,.0f}/s; ratio {wh['deliveries_per_s'] / wh['raw_posts_per_s']:.2f}"
+        f"{wh['raw_posts_per_s']:,.0f}/s; "
+        f"ratio {wh['deliveries_per_s'] / wh['raw_posts_per_s']:.2f}"
         f" (target >= 500/s)"
     )
     print(

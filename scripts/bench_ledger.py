@@ -152,7 +152,8 @@ def main() -> None:
         base = raw_saves(raw_env, args.commands)
         ours = ledger_commands(s, args.commands)
         print(
-            f"{'lifecycle commands, SQLite (target >= 70%)':44} {ours:10.0f} {base:11.0f} {ours / base:7.0%}"
+            f"{'lifecycle commands, SQLite (target >= 70%)':44} "
+            f"{ours:10.0f} {base:11.0f} {ours / base:7.0%}"
         )
     if args.postgres:
         import psycopg
@@ -173,7 +174,8 @@ def main() -> None:
                 base = raw_saves({**env, "SQLITE_DBNAME": ""}, args.commands)
                 ours = ledger_commands(s, args.commands)
                 print(
-                    f"{'lifecycle commands, PostgreSQL (target >= 70%)':44} {ours:10.0f} {base:11.0f} {ours / base:7.0%}"
+                    f"{'lifecycle commands, PostgreSQL (target >= 70%)':44} "
+                    f"{ours:10.0f} {base:11.0f} {ours / base:7.0%}"
                 )
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as conn:

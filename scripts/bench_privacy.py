@@ -101,7 +101,8 @@ def main() -> None:
         try:
             on, off = run(pg, args.commands, args.rounds)
             print(
-                f"{'PostgreSQL (target: cost <= 15%)':36} {on:10.0f} {off:10.0f} {1 - on / off:7.1%}"
+                f"{'PostgreSQL (target: cost <= 15%)':36} "
+                f"{on:10.0f} {off:10.0f} {1 - on / off:7.1%}"
             )
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as conn:

@@ -276,7 +276,8 @@ def main() -> None:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     small, big = export_bench(args.export_rows)
     print(
-        f"[export] {big['rows']:,} rows in {big['seconds']:.1f} s ({big['rows'] / big['seconds']:,.0f} rows/s), "
+        f"[export] {big['rows']:,} rows in {big['seconds']:.1f} s "
+        f"({big['rows'] / big['seconds']:,.0f} rows/s), "
         f"peak RSS {big['max_rss_kib'] / 1024:.0f} MiB; {small['rows']:,} rows: peak RSS "
         f"{small['max_rss_kib'] / 1024:.0f} MiB (flat memory: the two should be close)"
     )

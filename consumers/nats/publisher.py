@@ -11,6 +11,7 @@ the same thin JSON as a webhook delivery (with ``org_seq``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -196,24 +197,20 @@ class NatsPublisher:
                 self.connected.set()
                 while not self._stop.is_set():
                     if await self.publish_batch(js) == 0:
-                        try:
+                        with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                        except TimeoutError:
-                            pass
                         self._wake.clear()
-            except (
-                Exception
-            ) as exc:  # NATS down, timeouts: wait and publish again from the position
+            except Exception as exc:
+                # NATS down, timeouts: wait and publish again from the position
                 self.errors += 1
                 self.connected.clear()
                 log.warning("NATS publisher: %s; retrying", exc or type(exc).__name__)
                 await asyncio.sleep(0.5)
             finally:
                 if nc is not None:
-                    try:
+                    # Best effort: the connection may already be broken.
+                    with contextlib.suppress(Exception):
                         await nc.close()
-                    except Exception:
-                        pass
 
     def poke(self, *_: Any) -> None:
         loop, wake = self._loop, self._wake

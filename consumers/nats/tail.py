@@ -8,6 +8,7 @@ message is acknowledged after the handler returns (at-least-once); the handler s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -69,7 +70,6 @@ async def tail(
             await asyncio.sleep(0.5)
         finally:
             if nc is not None:
-                try:
+                # Best effort: the connection may already be broken.
+                with contextlib.suppress(Exception):
                     await nc.close()
-                except Exception:
-                    pass

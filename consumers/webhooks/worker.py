@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from uuid import UUID
 
@@ -47,12 +48,11 @@ class WebhookWorker:
         def disable(org_id: UUID, endpoint_id: UUID, reason: str) -> None:
             from ledger.domain.errors import IllegalTransitionError
 
-            try:
+            # IllegalTransitionError: disabled meanwhile.
+            with contextlib.suppress(IllegalTransitionError):
                 ledger.webhooks.disable(
                     org_id, endpoint_id, reason, actor=Actor.system(), context=RequestContext()
                 )
-            except IllegalTransitionError:
-                pass  # disabled meanwhile
 
         self.sender = WebhookSender(
             ledger.writer, ledger.reader, ledger.keyring._kek, self.config, disable=disable

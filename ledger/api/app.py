@@ -32,7 +32,10 @@ from ledger.storage import schema_lock
 
 
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
-    """Build the HTTP app. Given a ledger, the caller owns it; otherwise the app builds and closes one."""
+    """Build the HTTP app.
+
+    Given a ledger, the caller owns it; otherwise the app builds and closes one.
+    """
     owned = ledger is None
     led = ledger if ledger is not None else bootstrap(settings or Settings())
 

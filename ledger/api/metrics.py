@@ -52,7 +52,7 @@ class ProjectionCollector(Collector):
             g = GaugeMetricFamily(name, name.replace("_", " "))
             try:
                 g.add_metric([], float(fn()))
-            except Exception:
+            except Exception:  # noqa: S112 - a failing gauge callback must not break /metrics
                 continue
             yield g
 

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
-#: Domain error → (HTTP status, stable code). tests/unit/test_architecture.py checks none is missing.
+#: Domain error → (HTTP status, stable code).
+#: tests/unit/test_architecture.py checks none is missing.
 ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.LedgerError: (400, "LEDGER_ERROR"),
     e.InvalidInputError: (422, "VALIDATION_ERROR"),

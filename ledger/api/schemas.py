@@ -163,7 +163,9 @@ class ApiKeyRotate(Strict):
         ge=0,
         le=366 * 86400,
         examples=[86400],
-        description="how long the old key keeps working (default LEDGER_API_KEY_ROTATION_GRACE_SECONDS)",
+        description=(
+            "how long the old key keeps working (default LEDGER_API_KEY_ROTATION_GRACE_SECONDS)"
+        ),
     )
 
 

@@ -33,11 +33,12 @@ def _actor() -> Any:
 
 
 def print_license(d: dict[str, Any]) -> None:
+    max_machines = d["max_machines"] if d["max_machines"] is not None else "∞"
     lines = [
         f"[bold]license[/bold] {d['id']}  status [bold]{d['status']}[/bold]",
         f"  policy      {d['policy_id']}",
         f"  expires     {d['expires_at'] or 'never'}",
-        f"  machines    {len(d['machines'])}/{d['max_machines'] if d['max_machines'] is not None else '∞'}"
+        f"  machines    {len(d['machines'])}/{max_machines}"
         + "".join(f"\n    - {m['fingerprint']} {m.get('name') or ''}" for m in d["machines"]),
         f"  entitlements {', '.join(d['entitlements']) or '-'}",
     ]
@@ -129,11 +130,12 @@ def list_(
         def human(d: list[dict[str, Any]]) -> None:
             table = Table("id", "status", "expires_at", "machines", "entitlements")
             for r in d:
+                max_machines = r["max_machines"] if r["max_machines"] is not None else "∞"
                 table.add_row(
                     r["id"],
                     r["status"],
                     str(r["expires_at"] or "never"),
-                    f"{r['machines']}/{r['max_machines'] if r['max_machines'] is not None else '∞'}",
+                    f"{r['machines']}/{max_machines}",
                     ",".join(r["entitlements"]),
                 )
             console.print(table)

@@ -86,7 +86,8 @@ def keys_rotate_kek(
             out,
             json_out,
             lambda d: console.print(
-                f"active KEK {d['active_kek']}: re-wrapped {d['rewrapped_data_keys']} data keys and "
+                f"active KEK {d['active_kek']}: "
+                f"re-wrapped {d['rewrapped_data_keys']} data keys and "
                 f"{d['resealed_signing_keys']} signing keys; dropped {d['dropped_keks'] or 'none'}"
             ),
         )

@@ -195,7 +195,9 @@ class WebhookEndpoint(Aggregate):
 def rotated(
     secrets: list[dict[str, Any]], new: dict[str, Any], previous_expires_at: datetime
 ) -> list[dict[str, Any]]:
-    """The secrets after a rotation: the new one, then the current one until ``previous_expires_at``.
+    """The secrets after a rotation.
+
+    The new one, then the current one until ``previous_expires_at``.
 
     Secrets of earlier rotations are dropped: at most two secrets sign at any time.
     """

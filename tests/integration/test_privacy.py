@@ -126,7 +126,8 @@ def test_a_swap_in_the_database_fails_on_read(ledger: Any, org: Any) -> None:
         with psycopg.connect(ledger.settings.database_url, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{ledger.settings.database_schema}"')
             conn.execute(
-                f"UPDATE {table} SET state = %s WHERE originator_id = %s AND originator_version = 1",
+                f"UPDATE {table} SET state = %s "
+                "WHERE originator_id = %s AND originator_version = 1",
                 (bytes(stored[1].state), lic.id),
             )
     else:
