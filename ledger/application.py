@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -107,7 +107,7 @@ class LedgerApplication(Application[UUID]):
 
     def _get(self, cls: type[A], org_id: UUID, aggregate_id: UUID, error: type[NotFoundError]) -> A:
         try:
-            agg = self.repository.get(aggregate_id)
+            agg: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise error(f"{cls.__name__.lower()} {aggregate_id} not found") from None
         if not isinstance(agg, cls) or getattr(agg, "org_id", None) != org_id:
@@ -144,7 +144,7 @@ class LedgerApplication(Application[UUID]):
 
     def get_organization(self, org_id: UUID) -> Organization:
         try:
-            org = self.repository.get(org_id)
+            org: Aggregate = self.repository.get(org_id)
         except AggregateNotFoundError:
             raise OrganizationNotFoundError(f"organization {org_id} not found") from None
         if not isinstance(org, Organization):
@@ -281,7 +281,9 @@ class LedgerApplication(Application[UUID]):
     def license_as_of(self, org_id: UUID, license_id: UUID, as_of: datetime) -> License:
         """Replay the license's events up to ``as_of`` (inclusive)."""
         lic: Any = None
-        for ev in self.events.get(license_id):
+        # The store yields the aggregates' own events (typed as a bare protocol by the library).
+        events = cast("Iterator[Aggregate.Event]", self.events.get(license_id))
+        for ev in events:
             if ev.timestamp > as_of:
                 break
             lic = ev.mutate(lic)
@@ -536,7 +538,8 @@ class LedgerApplication(Application[UUID]):
                 return found, None
             for n in batch:
                 position = n.id
-                key = self.repository.get(n.originator_id)
+                # Notifications type ids as UUID | str; this application's ids are UUIDs.
+                key: Aggregate = self.repository.get(cast(UUID, n.originator_id))
                 if isinstance(key, ApiKey) and key.org_id == org_id:
                     found.append(key)
                     if len(found) == limit:
@@ -549,7 +552,7 @@ class LedgerApplication(Application[UUID]):
     def find_api_key(self, key_id: str) -> ApiKey | None:
         """The API key with this public id, in any org (authentication looks it up first)."""
         try:
-            key = self.repository.get(api_key_aggregate_id(key_id))
+            key: Aggregate = self.repository.get(api_key_aggregate_id(key_id))
         except AggregateNotFoundError:
             return None
         return key if isinstance(key, ApiKey) else None
@@ -579,7 +582,7 @@ class LedgerApplication(Application[UUID]):
         aggregate_id = subject_aggregate_id(subject_id)
         for _ in range(2):
             try:
-                existing = self.repository.get(aggregate_id)
+                existing: Aggregate = self.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 pass
             else:

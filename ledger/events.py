@@ -35,7 +35,7 @@ _PREFIX = {
 }
 
 
-def event_id(originator_id: UUID, originator_version: int) -> UUID:
+def event_id(originator_id: UUID | str, originator_version: int) -> UUID:
     return uuid.uuid5(_NS, f"{originator_id}:{originator_version}")
 
 
@@ -56,7 +56,7 @@ def envelope(
     *,
     org_id: str,
     org_seq: int,
-    originator_id: UUID,
+    originator_id: UUID | str,
     originator_version: int,
     topic: str,
     state: bytes,

@@ -66,7 +66,9 @@ def scrub_audit_rows(conn: Any, subject: str) -> int:
 
 
 def _subject_in_org(ledger: Any, org_id: UUID, subject: str) -> dict[str, Any]:
-    info = ledger.keystore.subject_info(subject) if ledger.keystore is not None else None
+    info: dict[str, Any] | None = (
+        ledger.keystore.subject_info(subject) if ledger.keystore is not None else None
+    )
     if info is None or info["org_id"] != str(org_id):
         raise SubjectNotFoundError(f"no data subject {subject} in this organization")
     return info

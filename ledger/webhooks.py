@@ -52,6 +52,7 @@ def _event_classes() -> list[type]:
     stack: list[type] = [Aggregate.Event]
     while stack:
         cls = stack.pop()
+        sub: type
         for sub in cls.__subclasses__():
             stack.append(sub)
             if sub.__module__.startswith("ledger.domain.") and "." in sub.__qualname__:

@@ -138,6 +138,7 @@ class AuditProjection(Projection):
         changes = {k: _plain(v) for k, v in vars(event).items() if k not in _NOT_CHANGES}
         ip = context.ip if context is not None else None
         ua = context.user_agent if context is not None else None
+        personal = ip or ua
         self._rows.append(
             {
                 "id": notification.id,
@@ -148,7 +149,7 @@ class AuditProjection(Projection):
                 ),
                 "action": action,
                 "actor": actor.label if actor is not None else "system:ledger",
-                "actor_subject": (ip or ua).subject if (ip or ua) is not None else None,
+                "actor_subject": personal.subject if personal is not None else None,
                 "ip": _pd(ip),
                 "user_agent": _pd(ua),
                 "license_id": _license_of(event, action),

@@ -71,7 +71,12 @@ def list_endpoints(org: str = OrgOpt, json_out: bool = JsonOpt) -> None:
     with opened() as ledger:
         ledger.webhook_worker().runner.catch_up()  # the endpoint view is the outbox's
         rows = [e.as_dict() for e in ledger.webhook_view.endpoints(org_id)]
-        emit(rows, json_out, lambda d: [_print_endpoint(r) for r in d])
+
+        def human(d: list[dict[str, Any]]) -> None:
+            for r in d:
+                _print_endpoint(r)
+
+        emit(rows, json_out, human)
 
 
 @webhook_app.command("rotate-secret")
