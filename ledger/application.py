@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Recording
 from eventsourcing.utils import get_topic
 
+from ledger.crypto.keystore import KeyStore
 from ledger.crypto.licensekey import key_sha256, license_claims, sign_license_key
 from ledger.domain.apikey import ApiKey, api_key_aggregate_id, check_permissions
 from ledger.domain.errors import (
@@ -37,7 +38,6 @@ from ledger.domain.license import License, check_entitlements
 from ledger.domain.organization import Organization, Policy
 from ledger.domain.subject import Subject, subject_aggregate_id
 from ledger.domain.values import Actor, PersonalData, RequestContext, subject_id
-from ledger.crypto.keystore import KeyStore
 from ledger.keyring import SigningKeyring
 from ledger.sealing import SealingMapper
 from ledger.transcodings import register_value_transcodings
@@ -107,7 +107,7 @@ class LedgerApplication(Application[UUID]):
 
     def _get(self, cls: type[A], org_id: UUID, aggregate_id: UUID, error: type[NotFoundError]) -> A:
         try:
-            agg = self.repository.get(aggregate_id)
+            agg: Aggregate = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise error(f"{cls.__name__.lower()} {aggregate_id} not found") from None
         if not isinstance(agg, cls) or getattr(agg, "org_id", None) != org_id:
@@ -130,7 +130,7 @@ class LedgerApplication(Application[UUID]):
             try:
                 self.save(agg)
             except IntegrityError:
-                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))  # noqa: S311
+                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
                 continue
             return agg, result
         raise ConcurrencyError("too many concurrent changes to the same object; try again")
@@ -144,7 +144,7 @@ class LedgerApplication(Application[UUID]):
 
     def get_organization(self, org_id: UUID) -> Organization:
         try:
-            org = self.repository.get(org_id)
+            org: Aggregate = self.repository.get(org_id)
         except AggregateNotFoundError:
             raise OrganizationNotFoundError(f"organization {org_id} not found") from None
         if not isinstance(org, Organization):
@@ -219,9 +219,7 @@ class LedgerApplication(Application[UUID]):
         ents = check_entitlements(policy.entitlements) | check_entitlements(entitlements or [])
         license_id = uuid4()
         subject = subject_id(org_id, "licensee", licensee_email or f"license:{license_id}")
-        claims, key = self._sign(
-            org_id, license_id, policy_id, now, expires_at, ents, max_machines
-        )
+        claims, key = self._sign(org_id, license_id, policy_id, now, expires_at, ents, max_machines)
         lic = License(
             org_id=org_id,
             policy_id=policy_id,
@@ -283,7 +281,9 @@ class LedgerApplication(Application[UUID]):
     def license_as_of(self, org_id: UUID, license_id: UUID, as_of: datetime) -> License:
         """Replay the license's events up to ``as_of`` (inclusive)."""
         lic: Any = None
-        for ev in self.events.get(license_id):
+        # The store yields the aggregates' own events (typed as a bare protocol by the library).
+        events = cast("Iterator[Aggregate.Event]", self.events.get(license_id))
+        for ev in events:
             if ev.timestamp > as_of:
                 break
             lic = ev.mutate(lic)
@@ -303,23 +303,44 @@ class LedgerApplication(Application[UUID]):
     ) -> tuple[License, bool]:
         now = self.clock()
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.activate_machine(fingerprint, name, now, actor, context),
         )
 
     def deactivate_machine(
-        self, org_id: UUID, license_id: UUID, fingerprint: str, *, actor: Actor, context: RequestContext
+        self,
+        org_id: UUID,
+        license_id: UUID,
+        fingerprint: str,
+        *,
+        actor: Actor,
+        context: RequestContext,
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.deactivate_machine(fingerprint, actor, context),
         )[0]
 
     def suspend(
-        self, org_id: UUID, license_id: UUID, reason: str = "", *, actor: Actor, context: RequestContext
+        self,
+        org_id: UUID,
+        license_id: UUID,
+        reason: str = "",
+        *,
+        actor: Actor,
+        context: RequestContext,
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.suspend(reason, actor, context),
         )[0]
 
@@ -327,15 +348,27 @@ class LedgerApplication(Application[UUID]):
         self, org_id: UUID, license_id: UUID, *, actor: Actor, context: RequestContext
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.reinstate(actor, context),
         )[0]
 
     def revoke(
-        self, org_id: UUID, license_id: UUID, reason: str = "", *, actor: Actor, context: RequestContext
+        self,
+        org_id: UUID,
+        license_id: UUID,
+        reason: str = "",
+        *,
+        actor: Actor,
+        context: RequestContext,
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.revoke(reason, actor, context),
         )[0]
 
@@ -411,7 +444,10 @@ class LedgerApplication(Application[UUID]):
         context: RequestContext,
     ) -> License:
         return self._modify(
-            License, org_id, license_id, LicenseNotFoundError,
+            License,
+            org_id,
+            license_id,
+            LicenseNotFoundError,
             lambda lic: lic.check_in(fingerprint, actor, context),
         )[0]
 
@@ -482,7 +518,7 @@ class LedgerApplication(Application[UUID]):
             try:
                 self.save(old, new)
             except IntegrityError:
-                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))  # noqa: S311
+                time.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))
                 continue
             return old, new
         raise ConcurrencyError("too many concurrent changes to the same API key; try again")
@@ -497,14 +533,13 @@ class LedgerApplication(Application[UUID]):
         found: list[ApiKey] = []
         position = after
         while len(found) < limit:
-            batch = self.recorder.select_notifications(
-                position + 1, 500, topics=[topic]
-            )
+            batch = self.recorder.select_notifications(position + 1, 500, topics=[topic])
             if not batch:
                 return found, None
             for n in batch:
                 position = n.id
-                key = self.repository.get(n.originator_id)
+                # Notifications type ids as UUID | str; this application's ids are UUIDs.
+                key: Aggregate = self.repository.get(cast(UUID, n.originator_id))
                 if isinstance(key, ApiKey) and key.org_id == org_id:
                     found.append(key)
                     if len(found) == limit:
@@ -517,7 +552,7 @@ class LedgerApplication(Application[UUID]):
     def find_api_key(self, key_id: str) -> ApiKey | None:
         """The API key with this public id, in any org (authentication looks it up first)."""
         try:
-            key = self.repository.get(api_key_aggregate_id(key_id))
+            key: Aggregate = self.repository.get(api_key_aggregate_id(key_id))
         except AggregateNotFoundError:
             return None
         return key if isinstance(key, ApiKey) else None
@@ -528,7 +563,10 @@ class LedgerApplication(Application[UUID]):
         now = self.clock()
         try:
             return self._modify(
-                ApiKey, org_id, api_key_aggregate_id(key_id), ApiKeyNotFoundError,
+                ApiKey,
+                org_id,
+                api_key_aggregate_id(key_id),
+                ApiKeyNotFoundError,
                 lambda k: k.revoke(now, actor, context),
             )[0]
         except ApiKeyNotFoundError:
@@ -537,11 +575,14 @@ class LedgerApplication(Application[UUID]):
     # ------------------------------------------------------------------ data subjects
 
     def record_subject_erased(self, org_id: UUID, subject_id: str, *, actor: Actor) -> Subject:
-        """Append ``Subject.Erased`` (no personal data); idempotent: a second call returns the first."""
+        """Append ``Subject.Erased`` (no personal data).
+
+        Idempotent: a second call returns the first.
+        """
         aggregate_id = subject_aggregate_id(subject_id)
         for _ in range(2):
             try:
-                existing = self.repository.get(aggregate_id)
+                existing: Aggregate = self.repository.get(aggregate_id)
             except AggregateNotFoundError:
                 pass
             else:

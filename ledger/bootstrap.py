@@ -15,17 +15,17 @@ from consumers.webhooks.store import WebhookView
 from ledger.application import LedgerApplication
 from ledger.auditlog import AuditLog
 from ledger.crypto import aead
+from ledger.crypto.apikeys import generate_api_key
 from ledger.crypto.kek import KekSet, kek_set_from_env, load_kek_set_file
 from ledger.crypto.keystore import KeyStore
-from ledger.crypto.apikeys import generate_api_key
 from ledger.domain.apikey import ApiKey
 from ledger.domain.organization import Organization
 from ledger.domain.values import Actor, RequestContext
 from ledger.keyring import SigningKeyring
 from ledger.logkey import LogSigner
+from ledger.recording import GroupCommitRecorder
 from ledger.settings import Settings
 from ledger.storage import create_store_engines, event_store_env, schema_lock
-from ledger.recording import GroupCommitRecorder
 from ledger.tenancy import install_row_security
 from ledger.validating import ValidationService
 from projections.audit import AuditProjection, AuditView
@@ -212,7 +212,9 @@ class Ledger:
         (default ``settings.api_key_rotation_grace_seconds``)."""
         from datetime import timedelta
 
-        grace = self.settings.api_key_rotation_grace_seconds if grace_seconds is None else grace_seconds
+        grace = (
+            self.settings.api_key_rotation_grace_seconds if grace_seconds is None else grace_seconds
+        )
         generated = generate_api_key(self.settings.api_key_env)
         old, new = self.app.rotate_api_key(
             org_id,
@@ -301,6 +303,7 @@ def cli_actor() -> Actor:
 def projections(checkpointer: Checkpointer | None = None) -> list[Projection]:
     return [LicenseProjection(), StreamProjection(checkpointer), AuditProjection()]
 
+
 PROJECTION_NAMES = ("licenses", "stream", "audit")
 
 
@@ -325,7 +328,10 @@ def bootstrap(settings: Settings | None = None) -> Ledger:
             encrypt=settings.encryption,
         )
         runner = ProjectionRunner(
-            app, writer, projections(checkpointer), poll_interval=settings.poll_interval,
+            app,
+            writer,
+            projections(checkpointer),
+            poll_interval=settings.poll_interval,
             reader=reader,
         )
         runner.create_tables()

@@ -2,7 +2,8 @@
 
 Projections and consumers use these so that every reader names and identifies an event alike:
 
-- ``event_id``: a UUID derived from (aggregate id, version), stable forever (webhook-id, Nats-Msg-Id);
+- ``event_id``: a UUID derived from (aggregate id, version), stable forever
+  (webhook-id, Nats-Msg-Id);
 - ``event_type``: ``<aggregate>.<event>`` in snake case, e.g. ``license.machine_activated``;
 - ``envelope``: the canonical JSON of an event in its *stored* form (personal fields as stored,
   i.e. encrypted once encryption is on), which is what the per-org Merkle log hashes. Stored state
@@ -34,7 +35,7 @@ _PREFIX = {
 }
 
 
-def event_id(originator_id: UUID, originator_version: int) -> UUID:
+def event_id(originator_id: UUID | str, originator_version: int) -> UUID:
     return uuid.uuid5(_NS, f"{originator_id}:{originator_version}")
 
 
@@ -55,7 +56,7 @@ def envelope(
     *,
     org_id: str,
     org_seq: int,
-    originator_id: UUID,
+    originator_id: UUID | str,
     originator_version: int,
     topic: str,
     state: bytes,

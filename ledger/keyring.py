@@ -84,9 +84,7 @@ class SigningKeyring:
     def list(self) -> list[KeyInfo]:
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(signing_keys).order_by(signing_keys.c.created_at)).all()
-        return [
-            KeyInfo(r.kid, r.public_key, r.status, _utc(r.created_at)) for r in rows
-        ]
+        return [KeyInfo(r.kid, r.public_key, r.status, _utc(r.created_at)) for r in rows]
 
     def keyset_dict(self) -> dict[str, Any]:
         """The public key set in the offline verifier's format (``ledger.offline.KeySet``)."""
@@ -150,7 +148,9 @@ class SigningKeyring:
         key = SigningKey(seed)
         public = bytes(key.verify_key)
         kid = key_id(public)
-        sealed = aead.seal(self._kek.key, seed, _aad(kid), nonce=os.urandom(12), key_id=bytes.fromhex(kid))
+        sealed = aead.seal(
+            self._kek.key, seed, _aad(kid), nonce=os.urandom(12), key_id=bytes.fromhex(kid)
+        )
         with self._engine.begin() as conn:
             conn.execute(
                 sa.update(signing_keys)

@@ -9,12 +9,11 @@ public: ``GET /v1/log/key``, ``license-ledger audit log-key``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 import secrets
 import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from nacl.signing import SigningKey
@@ -102,8 +101,11 @@ class LogSigner:
         for r in rows:
             seed = aead.open_(self._kek_for(r.kek_id).key, r.sealed_seed, _aad(r.name, r.key_id))
             sealed = aead.seal(
-                active.key, seed, _aad(r.name, r.key_id),
-                nonce=os.urandom(aead.NONCE_SIZE), key_id=bytes.fromhex(r.key_id * 2),
+                active.key,
+                seed,
+                _aad(r.name, r.key_id),
+                nonce=os.urandom(aead.NONCE_SIZE),
+                key_id=bytes.fromhex(r.key_id * 2),
             )
             with self._engine.begin() as conn:
                 conn.execute(

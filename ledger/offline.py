@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
 
-import nacl.exceptions
 import nacl.bindings
+import nacl.exceptions
 import nacl.signing
 
 __all__ = [
@@ -354,9 +354,7 @@ def _verify_response(
         raise ValueError("unsigned or unknown key")
     if not _verify_signature(public_key, body, base64.b64decode(signature.group(1), validate=True)):
         raise ValueError("bad signature")
-    answer = json.loads(
-        body, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-    )
+    answer = json.loads(body, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
     if not isinstance(answer, dict) or not isinstance(answer.get("valid"), bool):
         raise ValueError("not a validation answer")
     got = answer.get("nonce")

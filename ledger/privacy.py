@@ -66,7 +66,9 @@ def scrub_audit_rows(conn: Any, subject: str) -> int:
 
 
 def _subject_in_org(ledger: Any, org_id: UUID, subject: str) -> dict[str, Any]:
-    info = ledger.keystore.subject_info(subject) if ledger.keystore is not None else None
+    info: dict[str, Any] | None = (
+        ledger.keystore.subject_info(subject) if ledger.keystore is not None else None
+    )
     if info is None or info["org_id"] != str(org_id):
         raise SubjectNotFoundError(f"no data subject {subject} in this organization")
     return info
@@ -119,15 +121,17 @@ def export_subject(ledger: Any, org_id: UUID, subject: str) -> dict[str, Any]:
             for name, value in vars(event).items():
                 for path, pd in personal_fields(value, name):
                     if pd.subject == subject:
-                        found.append({
-                            "event_id": str(event_id(n.originator_id, n.originator_version)),
-                            "type": event_type_from_topic(n.topic),
-                            "aggregate_id": str(n.originator_id),
-                            "version": n.originator_version,
-                            "occurred_at": event.timestamp.isoformat(),
-                            "field": path,
-                            "value": pd.value,
-                        })
+                        found.append(
+                            {
+                                "event_id": str(event_id(n.originator_id, n.originator_version)),
+                                "type": event_type_from_topic(n.topic),
+                                "aggregate_id": str(n.originator_id),
+                                "version": n.originator_version,
+                                "occurred_at": event.timestamp.isoformat(),
+                                "field": path,
+                                "value": pd.value,
+                            }
+                        )
         if len(page) < chunk:
             break
         start = page[-1].id + 1

@@ -132,11 +132,14 @@ class SealingMapper(Mapper[UUID]):
                 )
             except aead.DecryptionError:
                 raise DataIntegrityError(
-                    f"stored event {oid} v{version} does not open at its place: tampered, moved or swapped"
+                    f"stored event {oid} v{version} does not open at its place: "
+                    "tampered, moved or swapped"
                 ) from None
             header_org = org_bytes
         elif self.encrypt:
-            raise DataIntegrityError(f"stored event {oid} v{version} is not encrypted (encryption is on)")
+            raise DataIntegrityError(
+                f"stored event {oid} v{version} is not encrypted (encryption is on)"
+            )
         plain = StoredEvent(
             originator_id=oid, originator_version=version, topic=stored_event.topic, state=state
         )
@@ -150,5 +153,7 @@ class SealingMapper(Mapper[UUID]):
         finally:
             _CURRENT.reset(token)
         if sealed and _org_bytes(vars(event), event.originator_id) != header_org:
-            raise DataIntegrityError(f"stored event {oid} v{version} names another org than its sealed header")
+            raise DataIntegrityError(
+                f"stored event {oid} v{version} names another org than its sealed header"
+            )
         return event

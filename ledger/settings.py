@@ -74,7 +74,9 @@ class Settings(BaseSettings):
         default=86400, ge=0, description="seconds the previous secret keeps signing after rotation"
     )
     webhook_concurrency: int = Field(default=8, ge=1, le=256, description="endpoints in parallel")
-    nats_url: str | None = Field(default=None, description="nats://host:port; publisher off if unset")
+    nats_url: str | None = Field(
+        default=None, description="nats://host:port; publisher off if unset"
+    )
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod

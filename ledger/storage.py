@@ -1,7 +1,7 @@
 """Where the ledger and its read models live: SQLite files in the data dir, or PostgreSQL.
 
-The event store is the ``eventsourcing`` library's recorder; the read models, the signing keyring and
-the projections' tracking positions live in tables reached through SQLAlchemy, in the same
+The event store is the ``eventsourcing`` library's recorder; the read models, the signing keyring
+and the projections' tracking positions live in tables reached through SQLAlchemy, in the same
 PostgreSQL database (or a second SQLite file, so that view writes never wait on ledger writes).
 """
 

@@ -80,7 +80,11 @@ class TenantSession(orm.Session):
     orm_filter: ClassVar[bool] = True
 
     def __init__(
-        self, bind: Engine | Connection, org_id: UUID | str, *, row_security: bool | None = None,
+        self,
+        bind: Engine | Connection,
+        org_id: UUID | str,
+        *,
+        row_security: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(bind=bind, **kwargs)
@@ -99,9 +103,7 @@ def _add_org_filter(state: orm.ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete) or not session.orm_filter:
         return
     state.statement = state.statement.options(
-        orm.with_loader_criteria(
-            TenantScoped, lambda cls: cls.org_id == org, include_aliases=True
-        )
+        orm.with_loader_criteria(TenantScoped, lambda cls: cls.org_id == org, include_aliases=True)
     )
 
 
@@ -143,9 +145,7 @@ def _refuse_other_orgs(session: orm.Session, _ctx: Any, _instances: Any) -> None
 
 
 @sa.event.listens_for(TenantSession, "after_begin")
-def _enter_row_security(
-    session: orm.Session, _transaction: Any, connection: Connection
-) -> None:
+def _enter_row_security(session: orm.Session, _transaction: Any, connection: Connection) -> None:
     tenant = cast(TenantSession, session)
     if tenant.row_security:
         sql.enter_tenant(connection, tenant.org_id)

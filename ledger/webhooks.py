@@ -52,6 +52,7 @@ def _event_classes() -> list[type]:
     stack: list[type] = [Aggregate.Event]
     while stack:
         cls = stack.pop()
+        sub: type
         for sub in cls.__subclasses__():
             stack.append(sub)
             if sub.__module__.startswith("ledger.domain.") and "." in sub.__qualname__:
@@ -191,13 +192,18 @@ class WebhookEndpoints:
         context: RequestContext,
     ) -> WebhookEndpoint:
         new_url = self.check_url(url) if url is not None else None
-        types = check_event_types(event_types, self.known_types) if event_types is not None else None
+        types = (
+            check_event_types(event_types, self.known_types) if event_types is not None else None
+        )
         desc = WebhookEndpoint.check_description(description) if description is not None else None
 
         def change(ep: WebhookEndpoint) -> None:
             ep.update(
-                new_url or ep.url, types or ep.event_types,
-                ep.description if desc is None else desc, actor, context,
+                new_url or ep.url,
+                types or ep.event_types,
+                ep.description if desc is None else desc,
+                actor,
+                context,
             )
 
         return self._modify(org_id, endpoint_id, change)

@@ -49,6 +49,7 @@ audit = sa.Table(
     sa.Index("ix_audit_action_time", "action", "occurred_at"),
 )
 
+
 class AuditRow(TenantScoped):
     id: Mapped[int]
     org_id: Mapped[str]
@@ -66,12 +67,32 @@ class AuditRow(TenantScoped):
 map_tenant_table(AuditRow, audit)
 
 _NOT_CHANGES = {
-    "originator_id", "originator_version", "originator_topic", "timestamp", "org_id", "actor",
-    "context", "key_claims", "licensee_name", "licensee_email", "metadata", "secret_hash",
+    "originator_id",
+    "originator_version",
+    "originator_topic",
+    "timestamp",
+    "org_id",
+    "actor",
+    "context",
+    "key_claims",
+    "licensee_name",
+    "licensee_email",
+    "metadata",
+    "secret_hash",
 }
 
-COLUMNS = ["id", "org_id", "occurred_at", "event_id", "action", "actor", "ip", "user_agent",
-           "license_id", "changes"]
+COLUMNS = [
+    "id",
+    "org_id",
+    "occurred_at",
+    "event_id",
+    "action",
+    "actor",
+    "ip",
+    "user_agent",
+    "license_id",
+    "changes",
+]
 
 
 def _plain(value: Any) -> Any:
@@ -117,6 +138,7 @@ class AuditProjection(Projection):
         changes = {k: _plain(v) for k, v in vars(event).items() if k not in _NOT_CHANGES}
         ip = context.ip if context is not None else None
         ua = context.user_agent if context is not None else None
+        personal = ip or ua
         self._rows.append(
             {
                 "id": notification.id,
@@ -127,7 +149,7 @@ class AuditProjection(Projection):
                 ),
                 "action": action,
                 "actor": actor.label if actor is not None else "system:ledger",
-                "actor_subject": (ip or ua).subject if (ip or ua) is not None else None,
+                "actor_subject": personal.subject if personal is not None else None,
                 "ip": _pd(ip),
                 "user_agent": _pd(ua),
                 "license_id": _license_of(event, action),
@@ -201,7 +223,9 @@ class AuditView:
             rows = session.execute(self._select(f, after).limit(limit)).all()
         return [_row(r) for r in rows]
 
-    def iter_rows(self, org_id: UUID, f: AuditFilter, chunk: int = 2000) -> Iterator[dict[str, Any]]:
+    def iter_rows(
+        self, org_id: UUID, f: AuditFilter, chunk: int = 2000
+    ) -> Iterator[dict[str, Any]]:
         """Every matching row, fetched in keyset-paginated chunks: memory stays flat."""
         after = 0
         while True:
@@ -232,7 +256,10 @@ class AuditView:
             raise ValueError(f"unknown export format {fmt!r}")
 
     def prune_validations(self, older_than: datetime, *, writer: Engine | None = None) -> int:
-        """Delete validation rows older than ``older_than`` from this view (the ledger keeps them)."""
+        """Delete validation rows older than ``older_than`` from this view.
+
+        The ledger keeps them.
+        """
         with (writer or self.engine).begin() as conn:
             result = conn.execute(
                 sa.delete(audit).where(

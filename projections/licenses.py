@@ -6,6 +6,7 @@ of every key a license was issued (never the key). ``validate-key`` reads one jo
 
 from __future__ import annotations
 
+import builtins
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -346,7 +347,7 @@ class LicenseView:
         with TenantSession(self.engine, org_id) as session:
             return [row_to_dict(r) for r in session.execute(stmt).all()]
 
-    def list_policies(self, org_id: UUID) -> list[dict[str, Any]]:
+    def list_policies(self, org_id: UUID) -> builtins.list[dict[str, Any]]:
         stmt = sa.select(*columns(PolicyRow)).order_by(PolicyRow.created_at)
         with TenantSession(self.engine, org_id) as session:
             rows = session.execute(stmt).all()
@@ -365,7 +366,7 @@ class LicenseView:
             for r in rows
         ]
 
-    def list_orgs(self) -> list[dict[str, Any]]:
+    def list_orgs(self) -> builtins.list[dict[str, Any]]:
         """Every organization: for the operator's CLI, deliberately across orgs."""
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(orgs).order_by(orgs.c.created_at)).all()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -105,7 +105,7 @@ map_tenant_table(CheckpointRow, org_checkpoints)
 
 def org_of(event: Any) -> UUID:
     org = getattr(event, "org_id", None)
-    return org if org is not None else event.originator_id  # Organization.Created
+    return cast(UUID, org if org is not None else event.originator_id)  # Organization.Created
 
 
 class StreamProjection(Projection):

@@ -34,7 +34,8 @@ wrk.method = "POST"
 wrk.body = [[%s]]
 wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
-  io.write(string.format("JSON {\\"rps\\": %%f, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f, \\"errors\\": %%d, \\"non2xx\\": %%d}\\n",
+  io.write(string.format("JSON {\\"rps\\": %%f, \\"p50_ms\\": %%f, \\"p99_ms\\": %%f, "
+      .. "\\"errors\\": %%d, \\"non2xx\\": %%d}\\n",
     summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
     latency:percentile(99) / 1000,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,

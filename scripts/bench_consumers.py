@@ -70,8 +70,11 @@ def raw_posts(url: str, bodies: list[bytes], concurrency: int) -> float:
     def work(chunk: list[bytes]) -> None:
         with new_pinned_client(timeout=15) as client:
             for b in chunk:
-                client.post(url, content=b, headers={"content-type": "application/json",
-                                                     "Connection": "close"})
+                client.post(
+                    url,
+                    content=b,
+                    headers={"content-type": "application/json", "Connection": "close"},
+                )
 
     threads = [threading.Thread(target=work, args=(c,)) for c in chunks]
     t0 = time.perf_counter()
@@ -84,8 +87,14 @@ def raw_posts(url: str, bodies: list[bytes], concurrency: int) -> float:
 
 
 def bench_webhooks(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    led = bootstrap(Settings(data_dir=tmp / "wh", webhook_allow_loopback=True,
-                             webhook_concurrency=args.endpoints, poll_interval=0.01))
+    led = bootstrap(
+        Settings(
+            data_dir=tmp / "wh",
+            webhook_allow_loopback=True,
+            webhook_concurrency=args.endpoints,
+            poll_interval=0.01,
+        )
+    )
     receiver = Receiver()
     org = led.app.create_organization("Bench", ACTOR, CTX)
     for _ in range(args.endpoints):
@@ -125,8 +134,10 @@ def bench_webhooks(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     led.close()
     receiver.server.shutdown()
     return {
-        "deliveries_per_s": rate, "raw_posts_per_s": base,
-        "p50_ms": statistics.median(lat), "p99_ms": lat[int(len(lat) * 0.99) - 1],
+        "deliveries_per_s": rate,
+        "raw_posts_per_s": base,
+        "p50_ms": statistics.median(lat),
+        "p99_ms": lat[int(len(lat) * 0.99) - 1],
     }
 
 
@@ -155,10 +166,20 @@ def bench_nats(args: argparse.Namespace, tmp: Path) -> dict[str, float]:
     try:
         org = led.app.create_organization("Bench", ACTOR, CTX)
         for start in range(0, args.nats_events, 500):
-            batch = [Policy(org_id=org.id, name=f"p{i}", duration_seconds=None, max_machines=None,
-                            expiration_strategy="RESTRICT_ACCESS", grace_period_seconds=0,
-                            entitlements=[], actor=ACTOR, context=CTX)
-                     for i in range(start, min(start + 500, args.nats_events))]
+            batch = [
+                Policy(
+                    org_id=org.id,
+                    name=f"p{i}",
+                    duration_seconds=None,
+                    max_machines=None,
+                    expiration_strategy="RESTRICT_ACCESS",
+                    grace_period_seconds=0,
+                    entitlements=[],
+                    actor=ACTOR,
+                    context=CTX,
+                )
+                for i in range(start, min(start + 500, args.nats_events))
+            ]
             led.app.save(*batch)
         publisher = NatsPublisher(led, url=server.url)
         publisher.create_tables()
@@ -196,15 +217,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         wh = bench_webhooks(args, Path(d))
         nt = bench_nats(args, Path(d))
-    print(f"webhooks: {wh['deliveries_per_s']:,.0f} signed deliveries/s "
-          f"({args.events} events x {args.endpoints} endpoints); raw httpx POSTs "
-          f"{wh['raw_posts_per_s']:,.0f}/s; ratio {wh['deliveries_per_s'] / wh['raw_posts_per_s']:.2f}"
-          f" (target >= 500/s)")
-    print(f"webhooks: event-to-delivery latency p50 {wh['p50_ms']:.1f} ms, p99 {wh['p99_ms']:.1f} ms"
-          f" (target p50 <= 200 ms)")
-    print(f"nats: {nt['acks_per_s']:,.0f} acknowledged publishes/s ({nt['events']:.0f} events, "
-          f"tracked position committed per batch); raw nats-py {nt['raw_acks_per_s']:,.0f}/s; "
-          f"ratio {nt['acks_per_s'] / nt['raw_acks_per_s']:.2f} (target >= 5,000/s)")
+    print(
+        f"webhooks: {wh['deliveries_per_s']:,.0f} signed deliveries/s "
+        f"({args.events} events x {args.endpoints} endpoints); raw httpx POSTs "
+        f"{wh['raw_posts_per_s']:,.0f}/s; "
+        f"ratio {wh['deliveries_per_s'] / wh['raw_posts_per_s']:.2f}"
+        f" (target >= 500/s)"
+    )
+    print(
+        f"webhooks: event-to-delivery latency p50 {wh['p50_ms']:.1f} ms, p99 {wh['p99_ms']:.1f} ms"
+        f" (target p50 <= 200 ms)"
+    )
+    print(
+        f"nats: {nt['acks_per_s']:,.0f} acknowledged publishes/s ({nt['events']:.0f} events, "
+        f"tracked position committed per batch); raw nats-py {nt['raw_acks_per_s']:,.0f}/s; "
+        f"ratio {nt['acks_per_s'] / nt['raw_acks_per_s']:.2f} (target >= 5,000/s)"
+    )
 
 
 if __name__ == "__main__":

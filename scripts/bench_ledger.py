@@ -87,13 +87,27 @@ def offline(n: int) -> tuple[float, float]:
     kid = key_id(bytes(sk.verify_key))
     now = datetime.now(UTC)
     claims = license_claims(
-        kid=kid, org_id=uuid.uuid4(), license_id=uuid.uuid4(), policy_id=uuid.uuid4(),
-        issued_at=now, expires_at=None, entitlements=["pro", "sync"], max_machines=3,
+        kid=kid,
+        org_id=uuid.uuid4(),
+        license_id=uuid.uuid4(),
+        policy_id=uuid.uuid4(),
+        issued_at=now,
+        expires_at=None,
+        entitlements=["pro", "sync"],
+        max_machines=3,
     )
     key = sign_license_key(claims, sk)
     keyset = KeySet.from_dict(
-        {"keys": [{"kid": kid, "algorithm": "ED25519",
-                   "public_key": bytes(sk.verify_key).hex(), "status": "active"}]}
+        {
+            "keys": [
+                {
+                    "kid": kid,
+                    "algorithm": "ED25519",
+                    "public_key": bytes(sk.verify_key).hex(),
+                    "status": "active",
+                }
+            ]
+        }
     )
     signed_part, _, _ = key.rpartition(".")
     message = signed_part.encode()
@@ -117,7 +131,9 @@ def offline(n: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--commands", type=int, default=2000)
     parser.add_argument("--verifies", type=int, default=20000)
     parser.add_argument("--postgres", default=None, help="PostgreSQL URL to also bench on")
@@ -129,11 +145,16 @@ def main() -> None:
     print(f"{'what':44} {'ours/s':>10} {'baseline/s':>11} {'ratio':>7}")
     with tempfile.TemporaryDirectory() as tmp:
         s = Settings(data_dir=Path(tmp) / "ledger", run_workers=False)
-        raw_env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                   "SQLITE_DBNAME": str(Path(tmp) / "raw.db")}
+        raw_env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(Path(tmp) / "raw.db"),
+        }
         base = raw_saves(raw_env, args.commands)
         ours = ledger_commands(s, args.commands)
-        print(f"{'lifecycle commands, SQLite (target >= 70%)':44} {ours:10.0f} {base:11.0f} {ours / base:7.0%}")
+        print(
+            f"{'lifecycle commands, SQLite (target >= 70%)':44} "
+            f"{ours:10.0f} {base:11.0f} {ours / base:7.0%}"
+        )
     if args.postgres:
         import psycopg
 
@@ -142,13 +163,20 @@ def main() -> None:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                s = Settings(data_dir=Path(tmp), database_url=args.postgres,
-                             database_schema=schema, run_workers=False)
+                s = Settings(
+                    data_dir=Path(tmp),
+                    database_url=args.postgres,
+                    database_schema=schema,
+                    run_workers=False,
+                )
                 env = event_store_env(s)
                 env["POSTGRES_SCHEMA"] = schema
                 base = raw_saves({**env, "SQLITE_DBNAME": ""}, args.commands)
                 ours = ledger_commands(s, args.commands)
-                print(f"{'lifecycle commands, PostgreSQL (target >= 70%)':44} {ours:10.0f} {base:11.0f} {ours / base:7.0%}")
+                print(
+                    f"{'lifecycle commands, PostgreSQL (target >= 70%)':44} "
+                    f"{ours:10.0f} {base:11.0f} {ours / base:7.0%}"
+                )
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -30,8 +30,12 @@ def commands(settings: Any, n: int) -> float:
     policy = led.app.create_policy(org.id, name="p", max_machines=1000, actor=actor, context=ctx)
     lics = [
         led.app.issue_license(
-            org.id, policy_id=policy.id, licensee_email=f"u{i}@example.com",
-            licensee_name=f"User {i}", actor=actor, context=ctx,
+            org.id,
+            policy_id=policy.id,
+            licensee_email=f"u{i}@example.com",
+            licensee_name=f"User {i}",
+            actor=actor,
+            context=ctx,
         ).license.id
         for i in range(50)
     ]
@@ -56,7 +60,9 @@ def run(make: Any, n: int, rounds: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--commands", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres", default=None)
@@ -66,8 +72,11 @@ def main() -> None:
 
     print(f"{'lifecycle commands/s':36} {'encrypted':>10} {'plain':>10} {'cost':>7}")
     with tempfile.TemporaryDirectory() as tmp:
+
         def sqlite(enc: bool) -> Any:
-            return Settings(data_dir=Path(tmp) / uuid.uuid4().hex, run_workers=False, encryption=enc)
+            return Settings(
+                data_dir=Path(tmp) / uuid.uuid4().hex, run_workers=False, encryption=enc
+            )
 
         on, off = run(sqlite, args.commands, args.rounds)
         print(f"{'SQLite (target: cost <= 15%)':36} {on:10.0f} {off:10.0f} {1 - on / off:7.1%}")
@@ -81,12 +90,20 @@ def main() -> None:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 conn.execute(f'CREATE SCHEMA "{schema}"')
             schemas.append(schema)
-            return Settings(data_dir=Path(tempfile.mkdtemp()), database_url=args.postgres,
-                            database_schema=schema, run_workers=False, encryption=enc)
+            return Settings(
+                data_dir=Path(tempfile.mkdtemp()),
+                database_url=args.postgres,
+                database_schema=schema,
+                run_workers=False,
+                encryption=enc,
+            )
 
         try:
             on, off = run(pg, args.commands, args.rounds)
-            print(f"{'PostgreSQL (target: cost <= 15%)':36} {on:10.0f} {off:10.0f} {1 - on / off:7.1%}")
+            print(
+                f"{'PostgreSQL (target: cost <= 15%)':36} "
+                f"{on:10.0f} {off:10.0f} {1 - on / off:7.1%}"
+            )
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 for s in schemas:

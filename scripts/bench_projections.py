@@ -52,11 +52,21 @@ def populate(led: Ledger, n: int) -> tuple[Any, str]:
     remaining = n - led.runner.head()
     while remaining > 0:
         batch = min(2000, remaining)
-        led.app.save(*(
-            ValidationRecord(org_id=org.id, license_id=None, key_hash=None, valid=False,
-                             code="NOT_FOUND", scope={}, actor=ACTOR, context=CTX)
-            for _ in range(batch)
-        ))
+        led.app.save(
+            *(
+                ValidationRecord(
+                    org_id=org.id,
+                    license_id=None,
+                    key_hash=None,
+                    valid=False,
+                    code="NOT_FOUND",
+                    scope={},
+                    actor=ACTOR,
+                    context=CTX,
+                )
+                for _ in range(batch)
+            )
+        )
         remaining -= batch
     return org, keys[0]
 
@@ -72,8 +82,9 @@ def raw_read_rate(led: Ledger) -> float:
 
 
 def catch_up_rate(led: Ledger) -> float:
-    runner = ProjectionRunner(led.app, led.writer, [LicenseProjection(), AuditProjection()],
-                              reader=led.reader)
+    runner = ProjectionRunner(
+        led.app, led.writer, [LicenseProjection(), AuditProjection()], reader=led.reader
+    )
     with led.writer.begin() as conn:
         for p in runner.projections:
             p.clear(conn)
@@ -95,8 +106,9 @@ def records_rate(
     def work(i: int) -> None:
         scope = Scope(fingerprint="m0")
         while time.monotonic() < stop:
-            led.validator.validate_key(org_id, key, scope, datetime.now(UTC), actor=ACTOR,
-                                       context=CTX)
+            led.validator.validate_key(
+                org_id, key, scope, datetime.now(UTC), actor=ACTOR, context=CTX
+            )
             counts[i] += 1
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(threads_n)]
@@ -147,8 +159,15 @@ def export_child(data_dir: str, org_id: str, limit_rows: int) -> None:
             if rows >= limit_rows:
                 break
     dt = time.perf_counter() - t0
-    print(json.dumps({"rows": rows, "seconds": dt,
-                      "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "seconds": dt,
+                "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        )
+    )
     led.close()
 
 
@@ -160,19 +179,33 @@ def export_bench(rows: int) -> tuple[dict[str, Any], dict[str, Any]]:
         chunk = 50_000
         with led.writer.begin() as conn:
             for start in range(0, rows, chunk):
-                conn.execute(audit.insert(), [
-                    {"id": i + 1, "org_id": org_id, "occurred_at": now, "event_id": str(uuid.uuid4()),
-                     "action": "validation.recorded", "actor": "anonymous:-", "actor_subject": None,
-                     "ip": "203.0.113.7", "user_agent": "bench/1.0", "license_id": None,
-                     "changes": '{"code":"VALID","valid":true}'}
-                    for i in range(start, min(rows, start + chunk))
-                ])
+                conn.execute(
+                    audit.insert(),
+                    [
+                        {
+                            "id": i + 1,
+                            "org_id": org_id,
+                            "occurred_at": now,
+                            "event_id": str(uuid.uuid4()),
+                            "action": "validation.recorded",
+                            "actor": "anonymous:-",
+                            "actor_subject": None,
+                            "ip": "203.0.113.7",
+                            "user_agent": "bench/1.0",
+                            "license_id": None,
+                            "changes": '{"code":"VALID","valid":true}',
+                        }
+                        for i in range(start, min(rows, start + chunk))
+                    ],
+                )
         led.close()
         out = []
         for limit in (rows // 10, rows):
             res = subprocess.run(
                 [sys.executable, __file__, "--export-child", tmp, org_id, str(limit)],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             out.append(json.loads(res.stdout.strip().splitlines()[-1]))
         return out[0], out[1]
@@ -185,11 +218,15 @@ def run_store(label: str, settings: Settings, events: int, seconds: float, threa
     print(f"[{label}] populated {led.runner.head()} events in {time.perf_counter() - t0:.1f} s")
     raw = raw_read_rate(led)
     ours = catch_up_rate(led)
-    print(f"[{label}] catch-up licenses+audit views: {ours:,.0f} events/s; raw log read "
-          f"{raw:,.0f} events/s; ratio {ours / raw:.1%} (target >= 10,000 events/s)")
+    print(
+        f"[{label}] catch-up licenses+audit views: {ours:,.0f} events/s; raw log read "
+        f"{raw:,.0f} events/s; ratio {ours / raw:.1%} (target >= 10,000 events/s)"
+    )
     grouped, single = records_rate(led, org.id, key, seconds, threads)
-    print(f"[{label}] recorded validations, {threads} concurrent, group commit: {grouped:,.0f}/s; "
-          f"one per transaction {single:,.0f}/s; x{grouped / single:.1f} (target >= 5,000/s)")
+    print(
+        f"[{label}] recorded validations, {threads} concurrent, group commit: {grouped:,.0f}/s; "
+        f"one per transaction {single:,.0f}/s; x{grouped / single:.1f} (target >= 5,000/s)"
+    )
     led.close()
 
 
@@ -197,8 +234,9 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--export-child":
         export_child(*sys.argv[2:4], int(sys.argv[4]))
         return
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--export-rows", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -206,8 +244,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=64, help="concurrent validators")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run_store("SQLite", Settings(data_dir=Path(tmp), run_workers=False), args.events,
-                  args.seconds, args.threads)
+        run_store(
+            "SQLite",
+            Settings(data_dir=Path(tmp), run_workers=False),
+            args.events,
+            args.seconds,
+            args.threads,
+        )
     if args.postgres:
         import psycopg
 
@@ -216,16 +259,28 @@ def main() -> None:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                run_store("PostgreSQL", Settings(data_dir=Path(tmp), database_url=args.postgres,
-                                                 database_schema=schema, run_workers=False),
-                          args.events, args.seconds, args.threads)
+                run_store(
+                    "PostgreSQL",
+                    Settings(
+                        data_dir=Path(tmp),
+                        database_url=args.postgres,
+                        database_schema=schema,
+                        run_workers=False,
+                    ),
+                    args.events,
+                    args.seconds,
+                    args.threads,
+                )
         finally:
             with psycopg.connect(args.postgres, autocommit=True) as conn:
                 conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     small, big = export_bench(args.export_rows)
-    print(f"[export] {big['rows']:,} rows in {big['seconds']:.1f} s ({big['rows'] / big['seconds']:,.0f} rows/s), "
-          f"peak RSS {big['max_rss_kib'] / 1024:.0f} MiB; {small['rows']:,} rows: peak RSS "
-          f"{small['max_rss_kib'] / 1024:.0f} MiB (flat memory: the two should be close)")
+    print(
+        f"[export] {big['rows']:,} rows in {big['seconds']:.1f} s "
+        f"({big['rows'] / big['seconds']:,.0f} rows/s), "
+        f"peak RSS {big['max_rss_kib'] / 1024:.0f} MiB; {small['rows']:,} rows: peak RSS "
+        f"{small['max_rss_kib'] / 1024:.0f} MiB (flat memory: the two should be close)"
+    )
 
 
 if __name__ == "__main__":

@@ -75,9 +75,7 @@ def pg_schema() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture
-def make_settings(
-    backend: str, tmp_path: Path, pg_schema: Callable[[], str]
-) -> Callable[..., Any]:
+def make_settings(backend: str, tmp_path: Path, pg_schema: Callable[[], str]) -> Callable[..., Any]:
     """Settings for a fresh, isolated store on the parametrised backend."""
     from ledger.settings import Settings
 
@@ -161,10 +159,12 @@ def api(ledger: Any) -> Iterator[Any]:
     created = ledger.ensure_first_org("Acme")
     assert created is not None
     org, token = created
-    with LiveServer(create_app(ledger=ledger)) as server:
-        with httpx.Client(
+    with (
+        LiveServer(create_app(ledger=ledger)) as server,
+        httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        ) as client:
-            client.org_id = str(org.id)  # type: ignore[attr-defined]
-            client.token = token  # type: ignore[attr-defined]
-            yield client
+        ) as client,
+    ):
+        client.org_id = str(org.id)  # type: ignore[attr-defined]
+        client.token = token  # type: ignore[attr-defined]
+        yield client

@@ -11,6 +11,7 @@ the same thin JSON as a webhook delivery (with ``org_seq``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -63,7 +64,9 @@ async def ensure_stream(js: Any) -> None:
     from nats.js.errors import NotFoundError
 
     config = StreamConfig(
-        name=STREAM, subjects=[SUBJECTS], storage=StorageType.FILE,
+        name=STREAM,
+        subjects=[SUBJECTS],
+        storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW,
     )
     try:
@@ -111,17 +114,23 @@ class NatsPublisher:
         rows = conn.execute(sa.select(nats_org_seq).where(nats_org_seq.c.org_id.in_(orgs)))
         return {r.org_id: int(r.seq) for r in rows}
 
-    def _messages(self, start: int) -> tuple[list[tuple[str, bytes, str]], int, Any, dict[str, int], set[str]]:
+    def _messages(
+        self, start: int
+    ) -> tuple[list[tuple[str, bytes, str]], int, Any, dict[str, int], set[str]]:
         app = self.ledger.app
         notes = app.recorder.select_notifications(start, self.batch_size)
         if not notes:
             return [], 0, None, {}, set()
         decoded = []
         for n in notes:
-            ev = app.mapper.to_domain_event(StoredEvent(
-                originator_id=n.originator_id, originator_version=n.originator_version,
-                topic=n.topic, state=n.state,
-            ))
+            ev = app.mapper.to_domain_event(
+                StoredEvent(
+                    originator_id=n.originator_id,
+                    originator_version=n.originator_version,
+                    topic=n.topic,
+                    state=n.state,
+                )
+            )
             decoded.append((n, ev, str(org_of(ev))))
         with self.ledger.reader.connect() as conn:
             known = self._load_seqs(conn, {org for _, _, org in decoded})
@@ -132,8 +141,13 @@ class NatsPublisher:
             etype = _type_of(n.topic)
             eid = str(event_id(n.originator_id, n.originator_version))
             body = thin_payload(
-                ev, org_id=org, org_seq=seqs[org], originator_id=n.originator_id,
-                version=n.originator_version, topic=n.topic, eid=eid,
+                ev,
+                org_id=org,
+                org_seq=seqs[org],
+                originator_id=n.originator_id,
+                version=n.originator_version,
+                topic=n.topic,
+                eid=eid,
             )
             out.append((_subject(org, etype), body, eid))
         return out, notes[-1].id, decoded[-1][1].timestamp, seqs, set(known)
@@ -143,8 +157,9 @@ class NatsPublisher:
             ProjectionRunner._read_position(conn, TRACKING_NAME, lock=True)
             for org, seq in seqs.items():
                 if org in known:
-                    conn.execute(sa.update(nats_org_seq).where(nats_org_seq.c.org_id == org)
-                                 .values(seq=seq))
+                    conn.execute(
+                        sa.update(nats_org_seq).where(nats_org_seq.c.org_id == org).values(seq=seq)
+                    )
                 else:
                     conn.execute(sa.insert(nats_org_seq).values(org_id=org, seq=seq))
             ProjectionRunner._write_position(conn, TRACKING_NAME, last_id, event_time)
@@ -170,30 +185,32 @@ class NatsPublisher:
             nc = None
             try:
                 nc = await nats.connect(
-                    self.url, name="license-ledger-publisher", connect_timeout=2,
-                    allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                    self.url,
+                    name="license-ledger-publisher",
+                    connect_timeout=2,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
                 )
                 js = nc.jetstream(timeout=5)
                 await ensure_stream(js)
                 self.connected.set()
                 while not self._stop.is_set():
                     if await self.publish_batch(js) == 0:
-                        try:
+                        with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                        except TimeoutError:
-                            pass
                         self._wake.clear()
-            except Exception as exc:  # NATS down, timeouts: wait and publish again from the position
+            except Exception as exc:
+                # NATS down, timeouts: wait and publish again from the position
                 self.errors += 1
                 self.connected.clear()
                 log.warning("NATS publisher: %s; retrying", exc or type(exc).__name__)
                 await asyncio.sleep(0.5)
             finally:
                 if nc is not None:
-                    try:
+                    # Best effort: the connection may already be broken.
+                    with contextlib.suppress(Exception):
                         await nc.close()
-                    except Exception:
-                        pass
 
     def poke(self, *_: Any) -> None:
         loop, wake = self._loop, self._wake

@@ -8,6 +8,7 @@ message is acknowledged after the handler returns (at-least-once); the handler s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -42,12 +43,18 @@ async def tail(
         nc = None
         try:
             nc = await nats.connect(
-                url, name="license-ledger-tail", connect_timeout=2, allow_reconnect=True,
-                max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+                url,
+                name="license-ledger-tail",
+                connect_timeout=2,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
             )
             js = nc.jetstream(timeout=5)
             await ensure_stream(js)
-            sub = await js.pull_subscribe(filter_subject(org), durable=token(durable), stream=STREAM)
+            sub = await js.pull_subscribe(
+                filter_subject(org), durable=token(durable), stream=STREAM
+            )
             while not stop.is_set():
                 try:
                     msgs = await sub.fetch(batch, timeout=0.5)
@@ -63,7 +70,6 @@ async def tail(
             await asyncio.sleep(0.5)
         finally:
             if nc is not None:
-                try:
+                # Best effort: the connection may already be broken.
+                with contextlib.suppress(Exception):
                     await nc.close()
-                except Exception:
-                    pass

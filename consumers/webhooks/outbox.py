@@ -49,8 +49,13 @@ class WebhookOutbox(Projection):
         self.queued = 0
 
     def clear(self, conn: Connection) -> None:
-        for table in (store.attempts, store.deliveries, store.endpoint_state, store.org_seq,
-                      store.endpoints):
+        for table in (
+            store.attempts,
+            store.deliveries,
+            store.endpoint_state,
+            store.org_seq,
+            store.endpoints,
+        ):
             conn.execute(sa.delete(table))
         self.discard()
 
@@ -88,12 +93,18 @@ class WebhookOutbox(Projection):
             self._endpoint_changed(conn, org, event)
             return  # endpoint changes are not themselves delivered
         etype = event_type_from_topic(notification.topic)
-        targets = [e["id"] for e in self._org_endpoints(conn, org) if matches(e["event_types"], etype)]
+        targets = [
+            e["id"] for e in self._org_endpoints(conn, org) if matches(e["event_types"], etype)
+        ]
         if not targets:
             return
         body = thin_payload(
-            event, org_id=org, org_seq=seq, originator_id=notification.originator_id,
-            version=notification.originator_version, topic=notification.topic,
+            event,
+            org_id=org,
+            org_seq=seq,
+            originator_id=notification.originator_id,
+            version=notification.originator_version,
+            topic=notification.topic,
         ).decode("utf-8")
         now = datetime.now(UTC)
         eid = str(event_id(notification.originator_id, notification.originator_version))
@@ -101,10 +112,19 @@ class WebhookOutbox(Projection):
             sa.insert(store.deliveries),
             [
                 {
-                    "endpoint_id": t, "org_id": org, "event_id": eid, "event_type": etype,
-                    "org_seq": seq, "notification_id": notification.id, "payload": body,
-                    "status": "pending", "attempts": 0, "next_attempt_at": now,
-                    "created_at": now, "delivered_at": None, "last_status_code": None,
+                    "endpoint_id": t,
+                    "org_id": org,
+                    "event_id": eid,
+                    "event_type": etype,
+                    "org_seq": seq,
+                    "notification_id": notification.id,
+                    "payload": body,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                    "delivered_at": None,
+                    "last_status_code": None,
                     "last_error": None,
                 }
                 for t in targets
@@ -117,39 +137,60 @@ class WebhookOutbox(Projection):
         t = store.endpoints
         now = event.timestamp
         if isinstance(event, WebhookEndpoint.Created):
-            conn.execute(sa.insert(t).values(
-                id=eid, org_id=org, url=event.url, event_types=json.dumps(event.event_types),
-                description=event.description, enabled=event.enabled,
-                disabled_reason=None if event.enabled else "created disabled",
-                secrets=json.dumps([dict(event.secret, expires_at=None)]),
-                created_at=now, updated_at=now,
-            ))
+            conn.execute(
+                sa.insert(t).values(
+                    id=eid,
+                    org_id=org,
+                    url=event.url,
+                    event_types=json.dumps(event.event_types),
+                    description=event.description,
+                    enabled=event.enabled,
+                    disabled_reason=None if event.enabled else "created disabled",
+                    secrets=json.dumps([dict(event.secret, expires_at=None)]),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
             conn.execute(sa.insert(store.endpoint_state).values(endpoint_id=eid))
         elif isinstance(event, WebhookEndpoint.Updated):
-            conn.execute(sa.update(t).where(t.c.id == eid).values(
-                url=event.url, event_types=json.dumps(event.event_types),
-                description=event.description, updated_at=now,
-            ))
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == eid)
+                .values(
+                    url=event.url,
+                    event_types=json.dumps(event.event_types),
+                    description=event.description,
+                    updated_at=now,
+                )
+            )
         elif isinstance(event, WebhookEndpoint.SecretRotated):
             from ledger.domain.webhook import rotated
 
             current = conn.execute(sa.select(t.c.secrets).where(t.c.id == eid)).scalar_one()
             secrets = rotated(json.loads(current), event.secret, event.previous_expires_at)
-            conn.execute(sa.update(t).where(t.c.id == eid).values(
-                secrets=json.dumps(secrets), updated_at=now
-            ))
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == eid)
+                .values(secrets=json.dumps(secrets), updated_at=now)
+            )
         elif isinstance(event, WebhookEndpoint.Disabled):
-            conn.execute(sa.update(t).where(t.c.id == eid).values(
-                enabled=False, disabled_reason=event.reason, updated_at=now
-            ))
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == eid)
+                .values(enabled=False, disabled_reason=event.reason, updated_at=now)
+            )
         elif isinstance(event, WebhookEndpoint.Enabled):
-            conn.execute(sa.update(t).where(t.c.id == eid).values(
-                enabled=True, disabled_reason=None, updated_at=now
-            ))
+            conn.execute(
+                sa.update(t)
+                .where(t.c.id == eid)
+                .values(enabled=True, disabled_reason=None, updated_at=now)
+            )
             # A fresh start: the continuous-failure clock restarts when an operator re-enables.
-            conn.execute(sa.update(store.endpoint_state)
-                         .where(store.endpoint_state.c.endpoint_id == eid)
-                         .values(failing_since=None))
+            conn.execute(
+                sa.update(store.endpoint_state)
+                .where(store.endpoint_state.c.endpoint_id == eid)
+                .values(failing_since=None)
+            )
         self._endpoints.pop(org, None)
 
     def after_batch(self, conn: Connection) -> None:

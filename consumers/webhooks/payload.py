@@ -20,8 +20,18 @@ __all__ = ["thin_payload", "thin_payload_dict"]
 
 _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "org_id"}
 _NEVER = {
-    "key_hash", "secret", "actor", "context", "metadata", "key_claims", "scope",
-    "licensee_name", "licensee_email", "email", "ip", "user_agent",
+    "key_hash",
+    "secret",
+    "actor",
+    "context",
+    "metadata",
+    "key_claims",
+    "scope",
+    "licensee_name",
+    "licensee_email",
+    "email",
+    "ip",
+    "user_agent",
 }
 
 
@@ -45,7 +55,13 @@ def _plain(value: Any) -> tuple[bool, Any]:
 
 
 def thin_payload_dict(
-    event: Any, *, org_id: str, org_seq: int, originator_id: UUID, version: int, topic: str,
+    event: Any,
+    *,
+    org_id: str,
+    org_seq: int,
+    originator_id: UUID,
+    version: int,
+    topic: str,
     eid: str | None = None,
 ) -> dict[str, Any]:
     etype = _type_of(topic)

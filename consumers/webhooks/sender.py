@@ -167,16 +167,21 @@ class WebhookSender:
         now = self.clock()
         with self.writer.begin() as conn:
             if release:
-                conn.execute(sa.update(s).where(
-                    s.c.endpoint_id == endpoint_id, s.c.lease_owner == self.owner
-                ).values(lease_owner=None, lease_until=None))
+                conn.execute(
+                    sa.update(s)
+                    .where(s.c.endpoint_id == endpoint_id, s.c.lease_owner == self.owner)
+                    .values(lease_owner=None, lease_until=None)
+                )
                 return True
             got = conn.execute(
                 sa.update(s)
                 .where(
                     s.c.endpoint_id == endpoint_id,
-                    sa.or_(s.c.lease_until.is_(None), s.c.lease_until < now,
-                           s.c.lease_owner == self.owner),
+                    sa.or_(
+                        s.c.lease_until.is_(None),
+                        s.c.lease_until < now,
+                        s.c.lease_owner == self.owner,
+                    ),
                 )
                 .values(lease_owner=self.owner, lease_until=now + timedelta(seconds=LEASE_SECONDS))
             )
@@ -214,8 +219,10 @@ class WebhookSender:
                 with self.reader.connect() as conn:
                     rows = conn.execute(
                         sa.select(store.deliveries)
-                        .where(store.deliveries.c.endpoint_id == endpoint_id,
-                               store.deliveries.c.status == "pending")
+                        .where(
+                            store.deliveries.c.endpoint_id == endpoint_id,
+                            store.deliveries.c.status == "pending",
+                        )
                         .order_by(store.deliveries.c.id)
                         .limit(100)
                     ).all()
@@ -255,8 +262,13 @@ class WebhookSender:
         started = time.perf_counter()
         try:
             resp = send_pinned(
-                self.client, "POST", ep.url, content=body, headers=headers,
-                timeout=self.config.timeout, allow_loopback=self.config.allow_loopback,
+                self.client,
+                "POST",
+                ep.url,
+                content=body,
+                headers=headers,
+                timeout=self.config.timeout,
+                allow_loopback=self.config.allow_loopback,
                 resolver=self.resolver,
             )
             code = resp.status_code
@@ -295,15 +307,25 @@ class WebhookSender:
         last = results[-1]
         disable_reason: str | None = None
         with self.writer.begin() as conn:
-            conn.execute(sa.insert(store.attempts), [
-                {"delivery_id": a.delivery_id, "endpoint_id": ep.id,
-                 "attempted_at": a.attempted_at, "status_code": a.status_code,
-                 "latency_ms": a.latency_ms, "error": a.error, "outcome": a.outcome}
-                for a in results
-            ])
+            conn.execute(
+                sa.insert(store.attempts),
+                [
+                    {
+                        "delivery_id": a.delivery_id,
+                        "endpoint_id": ep.id,
+                        "attempted_at": a.attempted_at,
+                        "status_code": a.status_code,
+                        "latency_ms": a.latency_ms,
+                        "error": a.error,
+                        "outcome": a.outcome,
+                    }
+                    for a in results
+                ],
+            )
             for a in results:
                 values: dict[str, Any] = {
-                    "attempts": a.attempts, "last_status_code": a.status_code,
+                    "attempts": a.attempts,
+                    "last_status_code": a.status_code,
                     "last_error": a.error,
                 }
                 if a.outcome == "delivered":
@@ -314,24 +336,27 @@ class WebhookSender:
                     values.update(status="failed")
                 conn.execute(sa.update(d).where(d.c.id == a.delivery_id).values(**values))
             if last.outcome == "delivered":
-                conn.execute(sa.update(s).where(s.c.endpoint_id == ep.id).values(
-                    failing_since=None, last_success_at=last.attempted_at
-                ))
+                conn.execute(
+                    sa.update(s)
+                    .where(s.c.endpoint_id == ep.id)
+                    .values(failing_since=None, last_success_at=last.attempted_at)
+                )
             else:
-                since = store.utc(conn.execute(
-                    sa.select(s.c.failing_since).where(s.c.endpoint_id == ep.id)
-                ).scalar())
+                since = store.utc(
+                    conn.execute(
+                        sa.select(s.c.failing_since).where(s.c.endpoint_id == ep.id)
+                    ).scalar()
+                )
                 if since is None:
                     since = last.attempted_at
-                    conn.execute(sa.update(s).where(s.c.endpoint_id == ep.id).values(
-                        failing_since=since
-                    ))
+                    conn.execute(
+                        sa.update(s).where(s.c.endpoint_id == ep.id).values(failing_since=since)
+                    )
                 if last.outcome == "disabled":
                     disable_reason = "the receiver answered 410 Gone"
                 elif (last.attempted_at - since).total_seconds() >= self.config.disable_after:
                     disable_reason = (
-                        f"failing continuously since {since.isoformat()} "
-                        f"(last error: {last.error})"
+                        f"failing continuously since {since.isoformat()} (last error: {last.error})"
                     )
         if disable_reason is not None:
             try:

@@ -117,9 +117,14 @@ class EndpointRow:
     @classmethod
     def of(cls, r: Any, failing_since: datetime | None = None) -> EndpointRow:
         return cls(
-            id=r.id, org_id=r.org_id, url=r.url, event_types=json.loads(r.event_types),
-            description=r.description, enabled=bool(r.enabled),
-            disabled_reason=r.disabled_reason, secrets=json.loads(r.secrets),
+            id=r.id,
+            org_id=r.org_id,
+            url=r.url,
+            event_types=json.loads(r.event_types),
+            description=r.description,
+            enabled=bool(r.enabled),
+            disabled_reason=r.disabled_reason,
+            secrets=json.loads(r.secrets),
             created_at=utc(r.created_at),  # type: ignore[arg-type]
             updated_at=utc(r.updated_at),  # type: ignore[arg-type]
             failing_since=utc(failing_since),
@@ -127,12 +132,17 @@ class EndpointRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "org_id": self.org_id, "url": self.url,
-            "event_types": self.event_types, "description": self.description,
-            "enabled": self.enabled, "disabled_reason": self.disabled_reason,
+            "id": self.id,
+            "org_id": self.org_id,
+            "url": self.url,
+            "event_types": self.event_types,
+            "description": self.description,
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
             "secret_ids": [s["id"] for s in self.secrets],
             "failing_since": self.failing_since,
-            "created_at": self.created_at, "updated_at": self.updated_at,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
         }
 
 
@@ -169,7 +179,12 @@ class WebhookView:
         return EndpointRow.of(r, r.failing_since)
 
     def deliveries(
-        self, org_id: UUID, endpoint_id: UUID, *, status: str | None = None, limit: int = 100,
+        self,
+        org_id: UUID,
+        endpoint_id: UUID,
+        *,
+        status: str | None = None,
+        limit: int = 100,
         before: int | None = None,
     ) -> list[dict[str, Any]]:
         """Newest first, each with its attempts (oldest first)."""
@@ -188,21 +203,34 @@ class WebhookView:
             tries: dict[int, list[dict[str, Any]]] = {i: [] for i in ids}
             if ids:
                 for a in conn.execute(
-                    sa.select(attempts).where(attempts.c.delivery_id.in_(ids)).order_by(attempts.c.id)
+                    sa.select(attempts)
+                    .where(attempts.c.delivery_id.in_(ids))
+                    .order_by(attempts.c.id)
                 ):
-                    tries[a.delivery_id].append({
-                        "attempted_at": utc(a.attempted_at), "status_code": a.status_code,
-                        "latency_ms": round(a.latency_ms, 3), "error": a.error,
-                        "outcome": a.outcome,
-                    })
+                    tries[a.delivery_id].append(
+                        {
+                            "attempted_at": utc(a.attempted_at),
+                            "status_code": a.status_code,
+                            "latency_ms": round(a.latency_ms, 3),
+                            "error": a.error,
+                            "outcome": a.outcome,
+                        }
+                    )
         return [
             {
-                "id": r.id, "endpoint_id": r.endpoint_id, "event_id": r.event_id,
-                "event_type": r.event_type, "org_seq": r.org_seq, "status": r.status,
-                "attempts": tries[r.id], "attempt_count": len(tries[r.id]),
+                "id": r.id,
+                "endpoint_id": r.endpoint_id,
+                "event_id": r.event_id,
+                "event_type": r.event_type,
+                "org_seq": r.org_seq,
+                "status": r.status,
+                "attempts": tries[r.id],
+                "attempt_count": len(tries[r.id]),
                 "next_attempt_at": utc(r.next_attempt_at) if r.status == "pending" else None,
-                "created_at": utc(r.created_at), "delivered_at": utc(r.delivered_at),
-                "last_status_code": r.last_status_code, "last_error": r.last_error,
+                "created_at": utc(r.created_at),
+                "delivered_at": utc(r.delivered_at),
+                "last_status_code": r.last_status_code,
+                "last_error": r.last_error,
             }
             for r in rows
         ]

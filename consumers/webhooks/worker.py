@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 from uuid import UUID
 
@@ -47,20 +48,23 @@ class WebhookWorker:
         def disable(org_id: UUID, endpoint_id: UUID, reason: str) -> None:
             from ledger.domain.errors import IllegalTransitionError
 
-            try:
+            # IllegalTransitionError: disabled meanwhile.
+            with contextlib.suppress(IllegalTransitionError):
                 ledger.webhooks.disable(
                     org_id, endpoint_id, reason, actor=Actor.system(), context=RequestContext()
                 )
-            except IllegalTransitionError:
-                pass  # disabled meanwhile
 
         self.sender = WebhookSender(
             ledger.writer, ledger.reader, ledger.keyring._kek, self.config, disable=disable
         )
         self.outbox = WebhookOutbox()
         self.runner = _OutboxRunner(
-            ledger.app, ledger.writer, [self.outbox], poll_interval=s.poll_interval,
-            reader=ledger.reader, on_commit=self.sender.poke,
+            ledger.app,
+            ledger.writer,
+            [self.outbox],
+            poll_interval=s.poll_interval,
+            reader=ledger.reader,
+            on_commit=self.sender.poke,
         )
 
     def create_tables(self) -> None:

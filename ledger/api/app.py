@@ -9,9 +9,9 @@ from fastapi import FastAPI
 
 from ledger import __version__
 from ledger.api import openapi, problems
-from ledger.api.metrics import Metrics, TimingMiddleware
 from ledger.api.access import AccessControl
 from ledger.api.idempotency import IdempotencyMiddleware, IdempotencyStore
+from ledger.api.metrics import Metrics, TimingMiddleware
 from ledger.api.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from ledger.api.routes import (
     apikeys,
@@ -32,7 +32,10 @@ from ledger.storage import schema_lock
 
 
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
-    """Build the HTTP app. Given a ledger, the caller owns it; otherwise the app builds and closes one."""
+    """Build the HTTP app.
+
+    Given a ledger, the caller owns it; otherwise the app builds and closes one.
+    """
     owned = ledger is None
     led = ledger if ledger is not None else bootstrap(settings or Settings())
 

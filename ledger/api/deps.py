@@ -76,7 +76,12 @@ def authenticate(request: Request, response: Response) -> Principal:
     if usage.due(key.key_id):
         route = getattr(request.scope.get("route"), "path", request.url.path)
         usage.record(
-            key.org_id, key.key_id, method=request.method, route=str(route),
-            actor=actor, context=context, at=now,
+            key.org_id,
+            key.key_id,
+            method=request.method,
+            route=str(route),
+            actor=actor,
+            context=context,
+            at=now,
         )
     return Principal(key.org_id, key.key_id, frozenset(key.permissions), actor, context)

@@ -18,9 +18,17 @@ class ProjectionCollector(Collector):
         self.ledger = ledger
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pos = GaugeMetricFamily("ledger_projection_position", "last notification applied", labels=["projection"])
-        lag_e = GaugeMetricFamily("ledger_projection_lag_events", "events behind the log head", labels=["projection"])
-        lag_s = GaugeMetricFamily("ledger_projection_lag_seconds", "age of the oldest unapplied event", labels=["projection"])
+        pos = GaugeMetricFamily(
+            "ledger_projection_position", "last notification applied", labels=["projection"]
+        )
+        lag_e = GaugeMetricFamily(
+            "ledger_projection_lag_events", "events behind the log head", labels=["projection"]
+        )
+        lag_s = GaugeMetricFamily(
+            "ledger_projection_lag_seconds",
+            "age of the oldest unapplied event",
+            labels=["projection"],
+        )
         try:
             statuses = self.ledger.runner.status()
         except Exception:
@@ -31,16 +39,20 @@ class ProjectionCollector(Collector):
             lag_s.add_metric([s.name], s.lag_seconds)
         yield from (pos, lag_e, lag_s)
         recorder = self.ledger.recorder
-        rec = GaugeMetricFamily("ledger_validation_records_committed", "validation records committed by this process")
+        rec = GaugeMetricFamily(
+            "ledger_validation_records_committed", "validation records committed by this process"
+        )
         rec.add_metric([], recorder.records)
-        batches = GaugeMetricFamily("ledger_validation_record_batches", "group commits by this process")
+        batches = GaugeMetricFamily(
+            "ledger_validation_record_batches", "group commits by this process"
+        )
         batches.add_metric([], recorder.batches)
         yield from (rec, batches)
         for name, fn in self.ledger.extras.get("gauges", {}).items():
             g = GaugeMetricFamily(name, name.replace("_", " "))
             try:
                 g.add_metric([], float(fn()))
-            except Exception:
+            except Exception:  # noqa: S112 - a failing gauge callback must not break /metrics
                 continue
             yield g
 
@@ -56,7 +68,10 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.validations = Counter(
-            "ledger_validations_total", "validate-key answers by code", ["code"], registry=self.registry
+            "ledger_validations_total",
+            "validate-key answers by code",
+            ["code"],
+            registry=self.registry,
         )
         self.registry.register(ProjectionCollector(ledger))
 

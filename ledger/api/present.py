@@ -18,7 +18,9 @@ def _pd(value: Any) -> str | None:
     return None if value is None else str(value.value)
 
 
-def license_out(ledger: Ledger, lic: License, now: datetime, *, with_key: bool = True) -> dict[str, Any]:
+def license_out(
+    ledger: Ledger, lic: License, now: datetime, *, with_key: bool = True
+) -> dict[str, Any]:
     subject = lic.licensee_email or lic.licensee_name
     return {
         "id": str(lic.id),
@@ -29,9 +31,7 @@ def license_out(ledger: Ledger, lic: License, now: datetime, *, with_key: bool =
         "grace_period_seconds": lic.grace_period_seconds,
         "expiration_strategy": lic.expiration_strategy.value,
         "max_machines": lic.max_machines,
-        "machines": [
-            {"fingerprint": fp, **m} for fp, m in sorted(lic.machines.items())
-        ],
+        "machines": [{"fingerprint": fp, **m} for fp, m in sorted(lic.machines.items())],
         "entitlements": sorted(lic.entitlements),
         "licensee": {
             "subject_id": subject.subject if subject is not None else None,
@@ -72,6 +72,10 @@ def decode_cursor(cursor: str, arity: int) -> list[str]:
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         # RecursionError: a cursor of ~1,000 nested '[' fits in a URL and exhausts json's stack
         raise InvalidInputError("malformed cursor") from None
-    if not isinstance(parts, list) or len(parts) != arity or not all(isinstance(p, str) for p in parts):
+    if (
+        not isinstance(parts, list)
+        or len(parts) != arity
+        or not all(isinstance(p, str) for p in parts)
+    ):
         raise InvalidInputError("malformed cursor")
     return parts

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
-#: Domain error → (HTTP status, stable code). tests/unit/test_architecture.py checks none is missing.
+#: Domain error → (HTTP status, stable code).
+#: tests/unit/test_architecture.py checks none is missing.
 ERROR_TABLE: dict[type[e.LedgerError], tuple[int, str]] = {
     e.LedgerError: (400, "LEDGER_ERROR"),
     e.InvalidInputError: (422, "VALIDATION_ERROR"),
@@ -77,7 +78,7 @@ def problem(
 def status_and_code(exc: e.LedgerError) -> tuple[int, str]:
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
-            return ERROR_TABLE[cls]  # type: ignore[index]
+            return ERROR_TABLE[cls]
     return ERROR_TABLE[e.LedgerError]
 
 
@@ -92,11 +93,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_req: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
+        errors: list[dict[str, Any]] = [
             {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))}
             for err in exc.errors()
         ]
-        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        first: dict[str, Any] = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         detail = f"{'.'.join(first['loc'])}: {first['msg']}" if first["loc"] else first["msg"]
         return problem(422, "VALIDATION_ERROR", detail, errors=errors)
 

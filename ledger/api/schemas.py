@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
-
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -42,7 +40,9 @@ class PolicyCreate(Strict):
     max_machines: StrictInt | None = Field(default=None, ge=0, le=1_000_000, examples=[3])
     expiration_strategy: Literal["RESTRICT_ACCESS", "MAINTAIN_ACCESS"] = "RESTRICT_ACCESS"
     grace_period_seconds: StrictInt = Field(default=0, ge=0, le=366 * 86400)
-    entitlements: list[Entitlement] = Field(default_factory=list, max_length=1000, examples=[["pro"]])
+    entitlements: list[Entitlement] = Field(
+        default_factory=list, max_length=1000, examples=[["pro"]]
+    )
 
 
 class PolicyOut(BaseModel):
@@ -159,8 +159,13 @@ class ApiKeyCreate(Strict):
 
 class ApiKeyRotate(Strict):
     grace_seconds: int | None = Field(
-        default=None, ge=0, le=366 * 86400, examples=[86400],
-        description="how long the old key keeps working (default LEDGER_API_KEY_ROTATION_GRACE_SECONDS)",
+        default=None,
+        ge=0,
+        le=366 * 86400,
+        examples=[86400],
+        description=(
+            "how long the old key keeps working (default LEDGER_API_KEY_ROTATION_GRACE_SECONDS)"
+        ),
     )
 
 

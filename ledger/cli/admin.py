@@ -8,10 +8,21 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from ledger.cli.common import JsonOpt, cli_context, console, emit, fail, opened, parse_time, parse_uuid
+from ledger.cli.common import (
+    JsonOpt,
+    cli_context,
+    console,
+    emit,
+    fail,
+    opened,
+    parse_time,
+    parse_uuid,
+)
 
 org_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
-policy_app = typer.Typer(help="Policies: the terms licenses are issued under.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Policies: the terms licenses are issued under.", no_args_is_help=True
+)
 keys_app = typer.Typer(help="License-signing keys.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
 
@@ -32,7 +43,9 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 @org_app.command("create")
 def org_create(
     name: str = typer.Argument(...),
-    admin_key: bool = typer.Option(True, "--admin-key/--no-admin-key", help="also create an admin API key"),
+    admin_key: bool = typer.Option(
+        True, "--admin-key/--no-admin-key", help="also create an admin API key"
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Create an organization (and, by default, an admin API key shown once)."""
@@ -44,10 +57,18 @@ def org_create(
                 org.id, name="admin", permissions=["admin"], actor=_actor()
             )
             out["admin_api_key"] = token
-        emit(out, json_out, lambda d: console.print(
-            f"organization {d['id']} ({d['name']})"
-            + (f"\nadmin API key (shown once): {d['admin_api_key']}" if "admin_api_key" in d else "")
-        ))
+        emit(
+            out,
+            json_out,
+            lambda d: console.print(
+                f"organization {d['id']} ({d['name']})"
+                + (
+                    f"\nadmin API key (shown once): {d['admin_api_key']}"
+                    if "admin_api_key" in d
+                    else ""
+                )
+            ),
+        )
 
 
 @org_app.command("list")
@@ -62,7 +83,9 @@ def org_list(json_out: bool = JsonOpt) -> None:
 def policy_create(
     name: str = typer.Argument(...),
     org: str = typer.Option(..., "--org", envvar="LEDGER_ORG"),
-    duration: int = typer.Option(None, "--duration", help="license duration in seconds (default: perpetual)"),
+    duration: int = typer.Option(
+        None, "--duration", help="license duration in seconds (default: perpetual)"
+    ),
     max_machines: int = typer.Option(None, "--max-machines"),
     strategy: str = typer.Option("RESTRICT_ACCESS", "--expiration-strategy"),
     grace: int = typer.Option(0, "--grace-period", help="seconds"),
@@ -85,16 +108,22 @@ def policy_create(
             actor=_actor(),
             context=cli_context(),
         )
-        emit(policy_out(policy), json_out, lambda d: console.print(f"policy {d['id']} ({d['name']})"))
+        emit(
+            policy_out(policy), json_out, lambda d: console.print(f"policy {d['id']} ({d['name']})")
+        )
 
 
 @policy_app.command("list")
-def policy_list(org: str = typer.Option(..., "--org", envvar="LEDGER_ORG"), json_out: bool = JsonOpt) -> None:
+def policy_list(
+    org: str = typer.Option(..., "--org", envvar="LEDGER_ORG"), json_out: bool = JsonOpt
+) -> None:
     """List an organization's policies."""
     org_id = parse_uuid(org, "--org")
     with opened(catch_up=True) as ledger:
         rows = ledger.licenses.list_policies(org_id)
-        emit(rows, json_out, lambda d: _table(d, ["id", "name", "duration_seconds", "max_machines"]))
+        emit(
+            rows, json_out, lambda d: _table(d, ["id", "name", "duration_seconds", "max_machines"])
+        )
 
 
 @keys_app.command("list")
@@ -110,7 +139,11 @@ def keys_rotate(json_out: bool = JsonOpt) -> None:
     """Make a new active signing key; the previous one becomes verify-only."""
     with opened() as ledger:
         kid = ledger.keyring.rotate()
-        emit({"active_kid": kid}, json_out, lambda d: console.print(f"new active key {d['active_kid']}"))
+        emit(
+            {"active_kid": kid},
+            json_out,
+            lambda d: console.print(f"new active key {d['active_kid']}"),
+        )
 
 
 @keys_app.command("retire")
@@ -141,7 +174,9 @@ def keys_export(
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror}")
     summary = {"path": str(out), "kids": [k["kid"] for k in keyset["keys"]]}
-    emit(summary, json_out, lambda d: console.print(f"wrote {len(d['kids'])} key(s) to {d['path']}"))
+    emit(
+        summary, json_out, lambda d: console.print(f"wrote {len(d['kids'])} key(s) to {d['path']}")
+    )
 
 
 @apikey_app.command("create")
@@ -160,7 +195,12 @@ def apikey_create(
             org_id, name=name, permissions=permission, actor=_actor(), expires_at=expiry
         )
         emit(
-            {"key_id": key.key_id, "org_id": str(org_id), "permissions": key.permissions, "api_key": token},
+            {
+                "key_id": key.key_id,
+                "org_id": str(org_id),
+                "permissions": key.permissions,
+                "api_key": token,
+            },
             json_out,
             lambda d: console.print(f"API key {d['key_id']} (shown once): {d['api_key']}"),
         )
@@ -176,7 +216,11 @@ def apikey_revoke(
     org_id = parse_uuid(org, "--org")
     with opened() as ledger:
         ledger.app.revoke_api_key(org_id, key_id, actor=_actor(), context=cli_context())
-        emit({"key_id": key_id, "revoked": True}, json_out, lambda d: console.print(f"revoked {key_id}"))
+        emit(
+            {"key_id": key_id, "revoked": True},
+            json_out,
+            lambda d: console.print(f"revoked {key_id}"),
+        )
 
 
 @apikey_app.command("list")
@@ -200,16 +244,22 @@ def apikey_list(
         rows = [api_key_out(k, last_used=used.get(k.key_id)) for k in keys]
         for r in rows:
             r.pop("api_key")
-        emit(rows, json_out, lambda d: _table(
-            d, ["key_id", "name", "permissions", "expires_at", "revoked_at", "last_used_at"]
-        ))
+        emit(
+            rows,
+            json_out,
+            lambda d: _table(
+                d, ["key_id", "name", "permissions", "expires_at", "revoked_at", "last_used_at"]
+            ),
+        )
 
 
 @apikey_app.command("rotate")
 def apikey_rotate(
     key_id: str = typer.Argument(...),
     org: str = typer.Option(..., "--org", envvar="LEDGER_ORG"),
-    grace: int = typer.Option(None, "--grace", help="seconds the old key keeps working (default 24 h)"),
+    grace: int = typer.Option(
+        None, "--grace", help="seconds the old key keeps working (default 24 h)"
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Replace an API key (the new secret is shown once); the old one works for the grace period."""
@@ -219,8 +269,12 @@ def apikey_rotate(
             org_id, key_id, actor=_actor(), context=cli_context(), grace_seconds=grace
         )
         emit(
-            {"old_key_id": old.key_id, "old_key_ends_at": old.revoked_at, "key_id": new.key_id,
-             "api_key": token},
+            {
+                "old_key_id": old.key_id,
+                "old_key_ends_at": old.revoked_at,
+                "key_id": new.key_id,
+                "api_key": token,
+            },
             json_out,
             lambda d: console.print(
                 f"API key {d['key_id']} (shown once): {d['api_key']}\n"

@@ -10,7 +10,16 @@ from uuid import UUID
 import typer
 from rich.table import Table
 
-from ledger.cli.common import JsonOpt, cli_context, console, emit, fail, opened, parse_time, parse_uuid
+from ledger.cli.common import (
+    JsonOpt,
+    cli_context,
+    console,
+    emit,
+    fail,
+    opened,
+    parse_time,
+    parse_uuid,
+)
 
 app = typer.Typer(help="Licenses.", no_args_is_help=True)
 
@@ -24,11 +33,12 @@ def _actor() -> Any:
 
 
 def print_license(d: dict[str, Any]) -> None:
+    max_machines = d["max_machines"] if d["max_machines"] is not None else "∞"
     lines = [
         f"[bold]license[/bold] {d['id']}  status [bold]{d['status']}[/bold]",
         f"  policy      {d['policy_id']}",
         f"  expires     {d['expires_at'] or 'never'}",
-        f"  machines    {len(d['machines'])}/{d['max_machines'] if d['max_machines'] is not None else '∞'}"
+        f"  machines    {len(d['machines'])}/{max_machines}"
         + "".join(f"\n    - {m['fingerprint']} {m.get('name') or ''}" for m in d["machines"]),
         f"  entitlements {', '.join(d['entitlements']) or '-'}",
     ]
@@ -120,9 +130,12 @@ def list_(
         def human(d: list[dict[str, Any]]) -> None:
             table = Table("id", "status", "expires_at", "machines", "entitlements")
             for r in d:
+                max_machines = r["max_machines"] if r["max_machines"] is not None else "∞"
                 table.add_row(
-                    r["id"], r["status"], str(r["expires_at"] or "never"),
-                    f"{r['machines']}/{r['max_machines'] if r['max_machines'] is not None else '∞'}",
+                    r["id"],
+                    r["status"],
+                    str(r["expires_at"] or "never"),
+                    f"{r['machines']}/{max_machines}",
                     ",".join(r["entitlements"]),
                 )
             console.print(table)
@@ -133,36 +146,56 @@ def list_(
 @app.command("suspend")
 def suspend(license_id: str, org: str = OrgOpt, reason: str = "", json_out: bool = JsonOpt) -> None:
     """Suspend a license."""
-    _run(org, license_id, json_out, lambda led, o, lid: led.app.suspend(
-        o, lid, reason, actor=_actor(), context=cli_context()))
+    _run(
+        org,
+        license_id,
+        json_out,
+        lambda led, o, lid: led.app.suspend(o, lid, reason, actor=_actor(), context=cli_context()),
+    )
 
 
 @app.command("reinstate")
 def reinstate(license_id: str, org: str = OrgOpt, json_out: bool = JsonOpt) -> None:
     """Reinstate a suspended license."""
-    _run(org, license_id, json_out, lambda led, o, lid: led.app.reinstate(
-        o, lid, actor=_actor(), context=cli_context()))
+    _run(
+        org,
+        license_id,
+        json_out,
+        lambda led, o, lid: led.app.reinstate(o, lid, actor=_actor(), context=cli_context()),
+    )
 
 
 @app.command("renew")
 def renew(
     license_id: str,
     org: str = OrgOpt,
-    from_now: bool = typer.Option(False, "--from-now", help="renew from now instead of from expiry"),
+    from_now: bool = typer.Option(
+        False, "--from-now", help="renew from now instead of from expiry"
+    ),
     duration: int = typer.Option(None, "--duration", help="seconds; default the policy's duration"),
     json_out: bool = JsonOpt,
 ) -> None:
     """Renew a license by its policy's duration (or --duration)."""
     basis = "from_now" if from_now else "from_expiry"
-    _run(org, license_id, json_out, lambda led, o, lid: led.app.renew(
-        o, lid, basis=basis, duration_seconds=duration, actor=_actor(), context=cli_context()))
+    _run(
+        org,
+        license_id,
+        json_out,
+        lambda led, o, lid: led.app.renew(
+            o, lid, basis=basis, duration_seconds=duration, actor=_actor(), context=cli_context()
+        ),
+    )
 
 
 @app.command("revoke")
 def revoke(license_id: str, org: str = OrgOpt, reason: str = "", json_out: bool = JsonOpt) -> None:
     """Revoke a license (terminal; it stays in the ledger)."""
-    _run(org, license_id, json_out, lambda led, o, lid: led.app.revoke(
-        o, lid, reason, actor=_actor(), context=cli_context()))
+    _run(
+        org,
+        license_id,
+        json_out,
+        lambda led, o, lid: led.app.revoke(o, lid, reason, actor=_actor(), context=cli_context()),
+    )
 
 
 @app.command("activate")
@@ -174,8 +207,14 @@ def activate(
     json_out: bool = JsonOpt,
 ) -> None:
     """Activate a machine on a license (idempotent per fingerprint)."""
-    _run(org, license_id, json_out, lambda led, o, lid: led.app.activate_machine(
-        o, lid, fingerprint, name, actor=_actor(), context=cli_context())[0])
+    _run(
+        org,
+        license_id,
+        json_out,
+        lambda led, o, lid: led.app.activate_machine(
+            o, lid, fingerprint, name, actor=_actor(), context=cli_context()
+        )[0],
+    )
 
 
 @app.command("deactivate")
@@ -186,8 +225,14 @@ def deactivate(
     json_out: bool = JsonOpt,
 ) -> None:
     """Deactivate a machine."""
-    _run(org, license_id, json_out, lambda led, o, lid: led.app.deactivate_machine(
-        o, lid, fingerprint, actor=_actor(), context=cli_context()))
+    _run(
+        org,
+        license_id,
+        json_out,
+        lambda led, o, lid: led.app.deactivate_machine(
+            o, lid, fingerprint, actor=_actor(), context=cli_context()
+        ),
+    )
 
 
 @app.command("entitlements")
@@ -199,8 +244,14 @@ def entitlements(
     json_out: bool = JsonOpt,
 ) -> None:
     """Add or remove entitlements."""
-    _run(org, license_id, json_out, lambda led, o, lid: led.app.change_entitlements(
-        o, lid, add=add, remove=remove, actor=_actor(), context=cli_context()))
+    _run(
+        org,
+        license_id,
+        json_out,
+        lambda led, o, lid: led.app.change_entitlements(
+            o, lid, add=add, remove=remove, actor=_actor(), context=cli_context()
+        ),
+    )
 
 
 @app.command("check-in")
@@ -211,8 +262,14 @@ def check_in(
     json_out: bool = JsonOpt,
 ) -> None:
     """Record a check-in."""
-    _run(org, license_id, json_out, lambda led, o, lid: led.app.check_in(
-        o, lid, fingerprint, actor=_actor(), context=cli_context()))
+    _run(
+        org,
+        license_id,
+        json_out,
+        lambda led, o, lid: led.app.check_in(
+            o, lid, fingerprint, actor=_actor(), context=cli_context()
+        ),
+    )
 
 
 @app.command("validate")
@@ -229,7 +286,9 @@ def validate_cmd(
     org_id = parse_uuid(org, "--org")
     with opened(catch_up=True) as ledger:
         result = ledger.validator.validate_key(
-            org_id, key, Scope(fingerprint=fingerprint, entitlements=frozenset(entitlement)),
+            org_id,
+            key,
+            Scope(fingerprint=fingerprint, entitlements=frozenset(entitlement)),
             ledger.app.clock(),
         )
         emit(

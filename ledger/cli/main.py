@@ -41,7 +41,9 @@ def serve(
     port: int = typer.Option(None, help="port (default LEDGER_PORT or 8080)"),
     workers: bool = typer.Option(True, "--workers/--no-workers", help="run projections in-process"),
     first_org: str = typer.Option("Default", help="name of the org created on a fresh store"),
-    tls_cert: Path = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS, TLS 1.3 only"),
+    tls_cert: Path = typer.Option(
+        None, "--tls-cert", help="PEM certificate: serve HTTPS, TLS 1.3 only"
+    ),
     tls_key: Path = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert"),
     nats_url: str = typer.Option(None, "--nats-url", help="also publish events to NATS JetStream"),
     json_out: bool = JsonOpt,
@@ -76,8 +78,12 @@ def serve(
         if workers:
             ledger.start_maintenance()
         scheme = "https" if tls_cert else "http"
-        console.print(f"License Ledger listening on {scheme}://{bind_host}:{bind_port}", highlight=False)
-        config = server_config(api, host=bind_host, port=bind_port, tls_cert=tls_cert, tls_key=tls_key)
+        console.print(
+            f"License Ledger listening on {scheme}://{bind_host}:{bind_port}", highlight=False
+        )
+        config = server_config(
+            api, host=bind_host, port=bind_port, tls_cert=tls_cert, tls_key=tls_key
+        )
         uvicorn.Server(config).run()
 
 

@@ -44,17 +44,27 @@ def status(json_out: bool = JsonOpt) -> None:
     """Position and lag (events and seconds) of every projection."""
     with opened() as ledger:
         rows = [
-            {"name": s.name, "position": s.position, "head": s.head,
-             "lag_events": s.lag_events, "lag_seconds": round(s.lag_seconds, 3),
-             "updated_at": s.updated_at}
+            {
+                "name": s.name,
+                "position": s.position,
+                "head": s.head,
+                "lag_events": s.lag_events,
+                "lag_seconds": round(s.lag_seconds, 3),
+                "updated_at": s.updated_at,
+            }
             for s in ledger.runner.status()
         ]
 
         def human(d: list[dict[str, Any]]) -> None:
             table = Table("projection", "position", "head", "lag (events)", "lag (s)")
             for r in d:
-                table.add_row(r["name"], str(r["position"]), str(r["head"]),
-                              str(r["lag_events"]), f"{r['lag_seconds']:.3f}")
+                table.add_row(
+                    r["name"],
+                    str(r["position"]),
+                    str(r["head"]),
+                    str(r["lag_events"]),
+                    f"{r['lag_seconds']:.3f}",
+                )
             console.print(table)
 
         emit(rows, json_out, human)
@@ -74,8 +84,13 @@ def rebuild(
         head = ledger.runner.head()
         started = datetime.now(UTC)
         with Progress(
-            TextColumn(f"rebuilding {name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=console, disable=json_out or not sys.stderr.isatty(), transient=False,
+            TextColumn(f"rebuilding {name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=json_out or not sys.stderr.isatty(),
+            transient=False,
         ) as progress:
             task = progress.add_task(name, total=head)
             count = ledger.runner.rebuild(
@@ -84,9 +99,13 @@ def rebuild(
         pruned = ledger.prune_audit() if name == "audit" else 0
         seconds = (datetime.now(UTC) - started).total_seconds()
         emit(
-            {"projection": name, "events": count, "seconds": round(seconds, 3),
-             "events_per_second": round(count / seconds) if seconds else None,
-             "pruned_validation_rows": pruned},
+            {
+                "projection": name,
+                "events": count,
+                "seconds": round(seconds, 3),
+                "events_per_second": round(count / seconds) if seconds else None,
+                "pruned_validation_rows": pruned,
+            },
             json_out,
             lambda d: console.print(
                 f"rebuilt {name}: {d['events']} events in {d['seconds']} s", highlight=False
@@ -111,7 +130,8 @@ def audit_export(
         fail("--format must be 'jsonl' or 'csv'")
     org_id = parse_uuid(org, "--org")
     f = AuditFilter(
-        license_id=license_id, action=action,
+        license_id=license_id,
+        action=action,
         since=parse_time(since, "--since") if since else None,
         until=parse_time(until, "--until") if until else None,
     )
@@ -130,7 +150,9 @@ def audit_export(
 
 @audit_app.command("prune")
 def audit_prune(
-    days: int = typer.Option(None, "--older-than-days", help="default LEDGER_AUDIT_RETENTION_DAYS (90)"),
+    days: int = typer.Option(
+        None, "--older-than-days", help="default LEDGER_AUDIT_RETENTION_DAYS (90)"
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Remove validation records older than the retention period from the audit view."""
@@ -138,7 +160,11 @@ def audit_prune(
         fail("--older-than-days must be between 1 and 36500")
     with opened(catch_up=True) as ledger:
         n = ledger.prune_audit(days)
-        emit({"pruned": n}, json_out, lambda d: console.print(f"pruned {d['pruned']} validation rows"))
+        emit(
+            {"pruned": n},
+            json_out,
+            lambda d: console.print(f"pruned {d['pruned']} validation rows"),
+        )
 
 
 @audit_app.command("log-key")
@@ -146,8 +172,11 @@ def audit_log_key(json_out: bool = JsonOpt) -> None:
     """Print the audit log's public verifier key (give it to auditors out of band)."""
     with opened() as ledger:
         signer = ledger.auditlog.signer
-        emit({"verifier_key": signer.verifier_key(), "name": signer.name}, json_out,
-             lambda d: print(d["verifier_key"]))
+        emit(
+            {"verifier_key": signer.verifier_key(), "name": signer.name},
+            json_out,
+            lambda d: print(d["verifier_key"]),
+        )
 
 
 @audit_app.command("bundle")
@@ -202,9 +231,15 @@ def audit_verify(
             emit({"valid": False, "reason": exc.reason}, True)
         fail(str(exc))
     emit(
-        {"valid": True, "origin": result.origin, "org_id": result.org_id, "size": result.size,
-         "root": base64.b64encode(result.root_hash).decode(), "previous_size": result.previous_size,
-         "trusted_key": keys is not None},
+        {
+            "valid": True,
+            "origin": result.origin,
+            "org_id": result.org_id,
+            "size": result.size,
+            "root": base64.b64encode(result.root_hash).decode(),
+            "previous_size": result.previous_size,
+            "trusted_key": keys is not None,
+        },
         json_out,
         lambda d: console.print(
             f"ok: {d['origin']} size {d['size']} verified"
@@ -231,16 +266,24 @@ def events_command(
     with opened(catch_up=True) as ledger:
         page = ledger.stream.page(org_id, after=after, limit=limit)
         rows = [
-            {"org_seq": e.org_seq, "event_id": e.event_id, "type": e.type,
-             "aggregate_id": e.aggregate_id, "occurred_at": e.occurred_at,
-             "envelope": e.envelope}
+            {
+                "org_seq": e.org_seq,
+                "event_id": e.event_id,
+                "type": e.type,
+                "aggregate_id": e.aggregate_id,
+                "occurred_at": e.occurred_at,
+                "envelope": e.envelope,
+            }
             for e in page
         ]
 
         def human(d: list[dict[str, Any]]) -> None:
             for r in d:
-                console.print(f"{r['org_seq']:>8}  {r['occurred_at']:%Y-%m-%dT%H:%M:%S}Z  "
-                              f"{r['type']:<32} {r['aggregate_id']}", highlight=False)
+                console.print(
+                    f"{r['org_seq']:>8}  {r['occurred_at']:%Y-%m-%dT%H:%M:%S}Z  "
+                    f"{r['type']:<32} {r['aggregate_id']}",
+                    highlight=False,
+                )
 
         emit(rows, json_out, human)
 

@@ -22,11 +22,15 @@ def subject_erase(
     org_id = parse_uuid(org, "--org")
     with opened() as ledger:
         out = erase_subject(ledger, org_id, subject_id, cli_actor())
-        emit(out, json_out, lambda d: console.print(
-            f"subject {d['subject_id']} erased"
-            + (" (it already was)" if d["already_erased"] else "")
-            + f"; {d['audit_rows_scrubbed']} audit rows scrubbed"
-        ))
+        emit(
+            out,
+            json_out,
+            lambda d: console.print(
+                f"subject {d['subject_id']} erased"
+                + (" (it already was)" if d["already_erased"] else "")
+                + f"; {d['audit_rows_scrubbed']} audit rows scrubbed"
+            ),
+        )
 
 
 @subject_app.command("export")
@@ -72,9 +76,18 @@ def keys_rotate_kek(
         dropped: list[str] = []
         if new_id is not None and not keep_old:
             dropped = drop_keks_from_file(kek_file(ledger.settings), {active})
-        out = {"active_kek": active, "rewrapped_data_keys": data_keys,
-               "resealed_signing_keys": signing_keys, "dropped_keks": dropped}
-        emit(out, json_out, lambda d: console.print(
-            f"active KEK {d['active_kek']}: re-wrapped {d['rewrapped_data_keys']} data keys and "
-            f"{d['resealed_signing_keys']} signing keys; dropped {d['dropped_keks'] or 'none'}"
-        ))
+        out = {
+            "active_kek": active,
+            "rewrapped_data_keys": data_keys,
+            "resealed_signing_keys": signing_keys,
+            "dropped_keks": dropped,
+        }
+        emit(
+            out,
+            json_out,
+            lambda d: console.print(
+                f"active KEK {d['active_kek']}: "
+                f"re-wrapped {d['rewrapped_data_keys']} data keys and "
+                f"{d['resealed_signing_keys']} signing keys; dropped {d['dropped_keks'] or 'none'}"
+            ),
+        )

@@ -25,8 +25,9 @@ def _actor() -> Any:
 
 def _print_endpoint(d: dict[str, Any]) -> None:
     state = "enabled" if d["enabled"] else f"disabled ({d.get('disabled_reason') or ''})"
-    console.print(f"{d['id']}  {d['url']}  [{', '.join(d['event_types'])}]  {state}",
-                  highlight=False)
+    console.print(
+        f"{d['id']}  {d['url']}  [{', '.join(d['event_types'])}]  {state}", highlight=False
+    )
     if d.get("secret"):
         console.print(f"secret (shown once, keep it safe): {d['secret']}", highlight=False)
 
@@ -52,8 +53,13 @@ def create(
     org_id = parse_uuid(org, "--org")
     with opened() as ledger:
         ep, secret = ledger.webhooks.create(
-            org_id, url=url, event_types=event_type, description=description,
-            enabled=not disabled, actor=_actor(), context=cli_context(),
+            org_id,
+            url=url,
+            event_types=event_type,
+            description=description,
+            enabled=not disabled,
+            actor=_actor(),
+            context=cli_context(),
         )
         emit(_out(ep, secret=secret), json_out, _print_endpoint)
 
@@ -65,14 +71,21 @@ def list_endpoints(org: str = OrgOpt, json_out: bool = JsonOpt) -> None:
     with opened() as ledger:
         ledger.webhook_worker().runner.catch_up()  # the endpoint view is the outbox's
         rows = [e.as_dict() for e in ledger.webhook_view.endpoints(org_id)]
-        emit(rows, json_out, lambda d: [_print_endpoint(r) for r in d])
+
+        def human(d: list[dict[str, Any]]) -> None:
+            for r in d:
+                _print_endpoint(r)
+
+        emit(rows, json_out, human)
 
 
 @webhook_app.command("rotate-secret")
 def rotate_secret(
     endpoint: str = typer.Argument(...),
     org: str = OrgOpt,
-    overlap: int = typer.Option(None, "--overlap", min=0, help="seconds the old secret still signs"),
+    overlap: int = typer.Option(
+        None, "--overlap", min=0, help="seconds the old secret still signs"
+    ),
     json_out: bool = JsonOpt,
 ) -> None:
     """Make a new secret (printed once); the current one keeps signing during the overlap."""
@@ -81,8 +94,11 @@ def rotate_secret(
     org_id, ep_id = parse_uuid(org, "--org"), parse_uuid(endpoint, "ENDPOINT")
     with opened() as ledger:
         ep, secret, until = ledger.webhooks.rotate_secret(
-            org_id, ep_id, overlap=None if overlap is None else timedelta(seconds=overlap),
-            actor=_actor(), context=cli_context(),
+            org_id,
+            ep_id,
+            overlap=None if overlap is None else timedelta(seconds=overlap),
+            actor=_actor(),
+            context=cli_context(),
         )
         emit(_out(ep, secret=secret, previous_secret_expires_at=until), json_out, _print_endpoint)
 
@@ -102,7 +118,9 @@ def disable(
 
 
 @webhook_app.command("enable")
-def enable(endpoint: str = typer.Argument(...), org: str = OrgOpt, json_out: bool = JsonOpt) -> None:
+def enable(
+    endpoint: str = typer.Argument(...), org: str = OrgOpt, json_out: bool = JsonOpt
+) -> None:
     """Resume deliveries to an endpoint."""
     org_id, ep_id = parse_uuid(org, "--org"), parse_uuid(endpoint, "ENDPOINT")
     with opened() as ledger:
@@ -131,7 +149,8 @@ def deliveries(
                 console.print(
                     f"{r['id']:>8}  seq {r['org_seq']:<6} {r['event_type']:<28} {r['status']:<9} "
                     f"attempts {r['attempt_count']}  {last.get('status_code') or ''} "
-                    f"{last.get('error') or ''}", highlight=False,
+                    f"{last.get('error') or ''}",
+                    highlight=False,
                 )
 
         emit(rows, json_out, human)
@@ -148,8 +167,11 @@ def redeliver(
     org_id, ep_id = parse_uuid(org, "--org"), parse_uuid(endpoint, "ENDPOINT")
     with opened() as ledger:
         ledger.webhook_view.redeliver(org_id, ep_id, delivery, ledger.app.clock())
-        emit({"id": delivery, "status": "pending"}, json_out,
-             lambda d: console.print(f"delivery {d['id']} queued again"))
+        emit(
+            {"id": delivery, "status": "pending"},
+            json_out,
+            lambda d: console.print(f"delivery {d['id']} queued again"),
+        )
 
 
 @worker_app.command("webhooks")
@@ -171,8 +193,9 @@ def worker_nats(
     with opened() as ledger:
         ledger.settings.nats_url = nats_url
         ledger.start_consumers(webhooks=False, nats=True)
-        console.print(f"NATS publisher running against {nats_url} (Ctrl-C to stop)",
-                      highlight=False)
+        console.print(
+            f"NATS publisher running against {nats_url} (Ctrl-C to stop)", highlight=False
+        )
         _wait_for_signal()
 
 

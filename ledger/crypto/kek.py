@@ -98,7 +98,9 @@ class VaultTransitKek:
         return f"vault-{self._name}"
 
     def _post(self, op: str, body: dict[str, str]) -> dict[str, Any]:
-        r = self._client.post(f"/v1/{self._mount}/{op}/{self._name}", json=body, headers=self._headers)
+        r = self._client.post(
+            f"/v1/{self._mount}/{op}/{self._name}", json=body, headers=self._headers
+        )
         if r.status_code != 200:
             raise aead.DecryptionError()
         data: dict[str, Any] = r.json()["data"]

@@ -221,9 +221,13 @@ class KeyStore:
                 kek = self.keks.active
                 conn.execute(
                     sa.insert(data_keys).values(
-                        key_id=key_id.hex(), owner=owner, org_id=org_id,
-                        wrapped=kek.wrap_bytes(key), kek_id=kek.kek_id,
-                        reserved=take, created_at=datetime.now(UTC),
+                        key_id=key_id.hex(),
+                        owner=owner,
+                        org_id=org_id,
+                        wrapped=kek.wrap_bytes(key),
+                        kek_id=kek.kek_id,
+                        reserved=take,
+                        created_at=datetime.now(UTC),
                     )
                 )
                 start, created = 0, True
@@ -331,11 +335,14 @@ class KeyStore:
         for r in rows:
             key = self.keks.get(r.kek_id).unwrap_bytes(r.wrapped)
             with self.engine.begin() as conn:
-                done += conn.execute(
-                    sa.update(data_keys)
-                    .where(data_keys.c.key_id == r.key_id, data_keys.c.kek_id == r.kek_id)
-                    .values(wrapped=active.wrap_bytes(key), kek_id=active.kek_id)
-                ).rowcount or 0
+                done += (
+                    conn.execute(
+                        sa.update(data_keys)
+                        .where(data_keys.c.key_id == r.key_id, data_keys.c.kek_id == r.kek_id)
+                        .values(wrapped=active.wrap_bytes(key), kek_id=active.kek_id)
+                    ).rowcount
+                    or 0
+                )
         return done
 
     def kek_ids_in_use(self) -> dict[str, int]:

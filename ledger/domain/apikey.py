@@ -36,7 +36,8 @@ def check_permissions(permissions: list[str]) -> list[str]:
     unknown = sorted(set(permissions) - {*PERMISSIONS, ADMIN})
     if unknown:
         raise InvalidInputError(
-            f"unknown permission(s): {', '.join(unknown)}; known: {', '.join((ADMIN, *PERMISSIONS))}"
+            f"unknown permission(s): {', '.join(unknown)}; "
+            f"known: {', '.join((ADMIN, *PERMISSIONS))}"
         )
     return sorted(set(permissions))
 

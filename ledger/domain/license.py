@@ -188,7 +188,11 @@ class License(Aggregate):
             return False
         self.check_can_activate(fingerprint, now)
         self._machine_activated(
-            org_id=self.org_id, fingerprint=fingerprint, name=name[:200], actor=actor, context=context
+            org_id=self.org_id,
+            fingerprint=fingerprint,
+            name=name[:200],
+            actor=actor,
+            context=context,
         )
         return True
 

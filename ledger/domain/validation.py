@@ -42,7 +42,7 @@ class Code(StrEnum):
 
 
 #: Codes in precedence order, first match wins.
-PRECEDENCE: tuple[Code, ...] = tuple(Code)[1:] + (Code.VALID,)
+PRECEDENCE: tuple[Code, ...] = (*tuple(Code)[1:], Code.VALID)
 
 _DETAIL = {
     Code.VALID: "is valid",

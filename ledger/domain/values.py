@@ -72,7 +72,9 @@ class RequestContext:
         cls, org_id: uuid.UUID, actor: Actor, ip: str | None, user_agent: str | None
     ) -> RequestContext:
         """Context of a request, its personal fields filed under the requesting actor's subject."""
-        subject = subject_id(org_id, "actor", actor.label if actor.kind != "anonymous" else ip or "")
+        subject = subject_id(
+            org_id, "actor", actor.label if actor.kind != "anonymous" else ip or ""
+        )
         return cls(
             ip=PersonalData(subject, ip) if ip else None,
             user_agent=PersonalData(subject, user_agent[:512]) if user_agent else None,

@@ -123,32 +123,51 @@ class WebhookEndpoint(Aggregate):
         if (url, event_types, description) == (self.url, self.event_types, self.description):
             return
         self._updated(
-            org_id=self.org_id, url=url, event_types=event_types, description=description,
-            actor=actor, context=ctx,
+            org_id=self.org_id,
+            url=url,
+            event_types=event_types,
+            description=description,
+            actor=actor,
+            context=ctx,
         )
 
     @event(Updated)
     def _updated(
-        self, org_id: UUID, url: str, event_types: list[str], description: str,
-        actor: Actor, context: RequestContext,
+        self,
+        org_id: UUID,
+        url: str,
+        event_types: list[str],
+        description: str,
+        actor: Actor,
+        context: RequestContext,
     ) -> None:
         self.url = url
         self.event_types = list(event_types)
         self.description = description
 
     def rotate_secret(
-        self, secret: dict[str, Any], previous_expires_at: datetime, actor: Actor,
+        self,
+        secret: dict[str, Any],
+        previous_expires_at: datetime,
+        actor: Actor,
         ctx: RequestContext,
     ) -> None:
         self._secret_rotated(
-            org_id=self.org_id, secret=secret, previous_expires_at=previous_expires_at,
-            actor=actor, context=ctx,
+            org_id=self.org_id,
+            secret=secret,
+            previous_expires_at=previous_expires_at,
+            actor=actor,
+            context=ctx,
         )
 
     @event(SecretRotated)
     def _secret_rotated(
-        self, org_id: UUID, secret: dict[str, Any], previous_expires_at: datetime,
-        actor: Actor, context: RequestContext,
+        self,
+        org_id: UUID,
+        secret: dict[str, Any],
+        previous_expires_at: datetime,
+        actor: Actor,
+        context: RequestContext,
     ) -> None:
         self.secrets = rotated(self.secrets, secret, previous_expires_at)
 
@@ -176,7 +195,9 @@ class WebhookEndpoint(Aggregate):
 def rotated(
     secrets: list[dict[str, Any]], new: dict[str, Any], previous_expires_at: datetime
 ) -> list[dict[str, Any]]:
-    """The secrets after a rotation: the new one, then the current one until ``previous_expires_at``.
+    """The secrets after a rotation.
+
+    The new one, then the current one until ``previous_expires_at``.
 
     Secrets of earlier rotations are dropped: at most two secrets sign at any time.
     """

@@ -24,9 +24,12 @@ def serve(make_settings: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
         ledger = bootstrap(make_settings(**overrides))
         try:
             org, token = ledger.ensure_first_org("Acme")
-            with LiveServer(create_app(ledger=ledger)) as server, httpx.Client(
-                base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-            ) as client:
+            with (
+                LiveServer(create_app(ledger=ledger)) as server,
+                httpx.Client(
+                    base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+                ) as client,
+            ):
                 yield client, ledger, str(org.id)
         finally:
             ledger.close()

@@ -73,8 +73,10 @@ def test_expired_api_key_is_refused(api: Any) -> None:
 
 
 def test_an_api_key_cannot_be_created_already_expired(api: Any) -> None:
-    r = api.post("/v1/api-keys", json={"name": "x", "permissions": ["admin"],
-                                       "expires_at": "2001-01-01T00:00:00Z"})
+    r = api.post(
+        "/v1/api-keys",
+        json={"name": "x", "permissions": ["admin"], "expires_at": "2001-01-01T00:00:00Z"},
+    )
     assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR"
 
 

@@ -24,9 +24,12 @@ def client(make_settings: Callable[..., Any]) -> Iterator[httpx.Client]:
 
     led = bootstrap(make_settings(webhook_allow_loopback=True, webhook_timeout=2))
     org, token = led.ensure_first_org("Acme")
-    with LiveServer(create_app(ledger=led)) as server, httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-    ) as c:
+    with (
+        LiveServer(create_app(ledger=led)) as server,
+        httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as c,
+    ):
         c.ledger = led  # type: ignore[attr-defined]
         c.org_id = str(org.id)  # type: ignore[attr-defined]
         yield c
@@ -36,8 +39,9 @@ def client(make_settings: Callable[..., Any]) -> Iterator[httpx.Client]:
 def test_endpoint_lifecycle_and_deliveries_over_http(client: httpx.Client) -> None:
     receiver = Receiver().start()
     try:
-        r = client.post("/v1/webhook-endpoints", json={"url": receiver.url,
-                                                        "description": "billing"})
+        r = client.post(
+            "/v1/webhook-endpoints", json={"url": receiver.url, "description": "billing"}
+        )
         assert r.status_code == 201, r.text
         ep = r.json()
         assert ep["secret"].startswith("whsec_") and ep["event_types"] == ["license.*"]
@@ -62,15 +66,18 @@ def test_endpoint_lifecycle_and_deliveries_over_http(client: httpx.Client) -> No
             f"/v1/webhook-endpoints/{ep['id']}/deliveries/{deliveries[0]['id']}/actions/redeliver"
         )
         assert redo.status_code == 202
-        rotated = client.post(f"/v1/webhook-endpoints/{ep['id']}/actions/rotate-secret",
-                              json={"overlap_seconds": 60}).json()
+        rotated = client.post(
+            f"/v1/webhook-endpoints/{ep['id']}/actions/rotate-secret", json={"overlap_seconds": 60}
+        ).json()
         assert rotated["secret"] != ep["secret"] and len(rotated["secret_ids"]) == 2
-        off = client.post(f"/v1/webhook-endpoints/{ep['id']}/actions/disable",
-                          json={"reason": "maintenance"}).json()
+        off = client.post(
+            f"/v1/webhook-endpoints/{ep['id']}/actions/disable", json={"reason": "maintenance"}
+        ).json()
         assert off["enabled"] is False and off["disabled_reason"] == "maintenance"
         assert client.post(f"/v1/webhook-endpoints/{ep['id']}/actions/enable").json()["enabled"]
-        patched = client.patch(f"/v1/webhook-endpoints/{ep['id']}",
-                               json={"event_types": ["license.revoked"]}).json()
+        patched = client.patch(
+            f"/v1/webhook-endpoints/{ep['id']}", json={"event_types": ["license.revoked"]}
+        ).json()
         assert patched["event_types"] == ["license.revoked"]
     finally:
         receiver.stop()
@@ -84,8 +91,11 @@ def test_endpoint_lifecycle_and_deliveries_over_http(client: httpx.Client) -> No
         ({"url": "http://user:pw@127.0.0.1/x"}, 422, "INVALID_WEBHOOK_URL"),
         ({"url": "http://10.0.0.7/hook"}, 422, "FORBIDDEN_WEBHOOK_DESTINATION"),
         ({"url": "http://169.254.169.254/latest"}, 422, "FORBIDDEN_WEBHOOK_DESTINATION"),
-        ({"url": "http://127.0.0.1:9/x", "event_types": ["license.exploded"]}, 422,
-         "UNKNOWN_EVENT_TYPE"),
+        (
+            {"url": "http://127.0.0.1:9/x", "event_types": ["license.exploded"]},
+            422,
+            "UNKNOWN_EVENT_TYPE",
+        ),
         ({"url": "http://127.0.0.1:9/x", "event_types": ["nope.*"]}, 422, "UNKNOWN_EVENT_TYPE"),
     ],
 )
@@ -104,15 +114,21 @@ def test_bad_input_is_a_problem_and_nothing_is_written(
 def test_unknown_endpoints_and_missing_permission(client: httpx.Client) -> None:
     from uuid import UUID
 
-    for path in ("/v1/webhook-endpoints/0b6f0c1e-1d2c-4b7a-9f00-000000000000",
-                 "/v1/webhook-endpoints/nope/deliveries"):
+    for path in (
+        "/v1/webhook-endpoints/0b6f0c1e-1d2c-4b7a-9f00-000000000000",
+        "/v1/webhook-endpoints/nope/deliveries",
+    ):
         r = client.get(path)
         assert r.status_code == 404 and r.json()["code"] == "WEBHOOK_ENDPOINT_NOT_FOUND"
     led = client.ledger  # type: ignore[attr-defined]
     from ledger.bootstrap import cli_actor
 
-    _, token = led.create_api_key(UUID(client.org_id), name="ro",  # type: ignore[attr-defined]
-                                  permissions=["licenses:read"], actor=cli_actor())
+    _, token = led.create_api_key(
+        UUID(client.org_id),
+        name="ro",  # type: ignore[attr-defined]
+        permissions=["licenses:read"],
+        actor=cli_actor(),
+    )
     r = client.get("/v1/webhook-endpoints", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
 
@@ -128,8 +144,13 @@ def test_loopback_is_refused_unless_explicitly_allowed(
     try:
         org = led.app.create_organization("A", Actor(kind="cli", id="t"), RequestContext())
         with pytest.raises(ForbiddenWebhookDestinationError):
-            led.webhooks.create(org.id, url="http://127.0.0.1:8000/h", event_types=["*"],
-                                actor=Actor(kind="cli", id="t"), context=RequestContext())
+            led.webhooks.create(
+                org.id,
+                url="http://127.0.0.1:8000/h",
+                event_types=["*"],
+                actor=Actor(kind="cli", id="t"),
+                context=RequestContext(),
+            )
     finally:
         led.close()
 

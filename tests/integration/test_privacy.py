@@ -37,8 +37,12 @@ def _issue(ledger: Any, org: Any) -> tuple[Any, str]:
     ctx = RequestContext.of(org.id, ACTOR, IP, UA)
     policy = ledger.app.create_policy(org.id, name="p", max_machines=5, actor=ACTOR, context=ctx)
     issued = ledger.app.issue_license(
-        org.id, policy_id=policy.id, licensee_name=NAME, licensee_email=EMAIL,
-        actor=ACTOR, context=ctx,
+        org.id,
+        policy_id=policy.id,
+        licensee_name=NAME,
+        licensee_email=EMAIL,
+        actor=ACTOR,
+        context=ctx,
     )
     ledger.app.activate_machine(org.id, issued.license.id, "fp-1", actor=ACTOR, context=ctx)
     return issued.license, issued.key
@@ -79,8 +83,9 @@ def test_stored_events_are_sealed_and_hold_no_personal_plaintext(ledger: Any, or
     assert stored and all(bytes(n.state)[:1] == bytes([MAGIC]) for n in stored)
     for n in stored:
         assert all(p.encode() not in bytes(n.state) for p in PLAINTEXTS)
-    lic = ledger.app.get_license(org.id, next(n.originator_id for n in stored
-                                             if n.topic.endswith("License.Issued")))
+    lic = ledger.app.get_license(
+        org.id, next(n.originator_id for n in stored if n.topic.endswith("License.Issued"))
+    )
     assert lic.licensee_email.value == EMAIL and lic.licensee_name.value == NAME
 
 
@@ -97,9 +102,12 @@ def test_swapping_ciphertexts_across_orgs_fails_loudly(ledger: Any, org: Any) ->
     _issue(ledger, org)
     _issue(ledger, other)
     stored = _stored(ledger)
-    mine = next(n for n in stored if bytes(n.state)[1:17] == org.id.bytes and n.originator_id != org.id)
-    theirs = next(n for n in stored if bytes(n.state)[1:17] == other.id.bytes
-                  and n.topic == mine.topic)
+    mine = next(
+        n for n in stored if bytes(n.state)[1:17] == org.id.bytes and n.originator_id != org.id
+    )
+    theirs = next(
+        n for n in stored if bytes(n.state)[1:17] == other.id.bytes and n.topic == mine.topic
+    )
     with pytest.raises(DataIntegrityError):
         ledger.app.mapper.to_domain_event(_as_stored(mine, bytes(theirs.state)))
     # Relabelling the cleartext org header is caught too.
@@ -118,7 +126,8 @@ def test_a_swap_in_the_database_fails_on_read(ledger: Any, org: Any) -> None:
         with psycopg.connect(ledger.settings.database_url, autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{ledger.settings.database_schema}"')
             conn.execute(
-                f"UPDATE {table} SET state = %s WHERE originator_id = %s AND originator_version = 1",
+                f"UPDATE {table} SET state = %s "
+                "WHERE originator_id = %s AND originator_version = 1",
                 (bytes(stored[1].state), lic.id),
             )
     else:
@@ -262,8 +271,9 @@ def test_rotate_kek_rewraps_everything_while_a_process_keeps_running(
 def test_data_keys_rotate_before_their_encryption_limit(ledger: Any) -> None:
     from ledger.crypto.keystore import EVENTS, KeyStore, data_keys
 
-    store = KeyStore(ledger.writer, ledger.keystore.keks, max_encryptions=5, lease=2,
-                     reader=ledger.reader)
+    store = KeyStore(
+        ledger.writer, ledger.keystore.keks, max_encryptions=5, lease=2, reader=ledger.reader
+    )
     blobs = [store.seal_event(f"m{i}".encode(), b"aad") for i in range(12)]
     assert [store.open_event(b, b"aad") for b in blobs] == [f"m{i}".encode() for i in range(12)]
     with ledger.reader.connect() as conn:
@@ -273,9 +283,10 @@ def test_data_keys_rotate_before_their_encryption_limit(ledger: Any) -> None:
 
 
 def test_sealed_blobs_keep_the_aead_format(ledger: Any) -> None:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     from ledger.crypto import aead
     from ledger.crypto.keystore import open_with, seal_with
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     key = bytes(range(32))
     blob = seal_with(AESGCM(key), b"12345678", b"hello", b"ctx")

@@ -34,13 +34,21 @@ def populate(ledger: Any, *, orgs: int = 2, licenses: int = 6, records: int = 50
     for o in range(orgs):
         org = ledger.app.create_organization(f"org{o}", ACTOR, CTX)
         policy = ledger.app.create_policy(
-            org.id, name="p", duration_seconds=3600, max_machines=2, entitlements=["e"],
-            actor=ACTOR, context=CTX,
+            org.id,
+            name="p",
+            duration_seconds=3600,
+            max_machines=2,
+            entitlements=["e"],
+            actor=ACTOR,
+            context=CTX,
         )
         for i in range(licenses):
             issued = ledger.app.issue_license(
-                org.id, policy_id=policy.id, licensee_email=f"u{i}@example.com",
-                actor=ACTOR, context=CTX,
+                org.id,
+                policy_id=policy.id,
+                licensee_email=f"u{i}@example.com",
+                actor=ACTOR,
+                context=CTX,
             )
             lid = issued.license.id
             ledger.app.activate_machine(org.id, lid, f"fp{i}", actor=ACTOR, context=CTX)
@@ -53,8 +61,14 @@ def populate(ledger: Any, *, orgs: int = 2, licenses: int = 6, records: int = 50
         ledger.app.save(
             *(
                 ValidationRecord(
-                    org_id=org.id, license_id=None, key_hash=None, valid=False,
-                    code="NOT_FOUND", scope={}, actor=ACTOR, context=CTX,
+                    org_id=org.id,
+                    license_id=None,
+                    key_hash=None,
+                    valid=False,
+                    code="NOT_FOUND",
+                    scope={},
+                    actor=ACTOR,
+                    context=CTX,
                 )
                 for _ in range(records)
             )
@@ -68,7 +82,7 @@ def snapshot(ledger: Any, name: str) -> dict[str, list[tuple[Any, ...]]]:
     with ledger.writer.connect() as conn:
         for table in TABLES[name].sorted_tables:
             rows = conn.execute(sa.select(table)).all()
-            out[table.name] = sorted((tuple(map(repr, r)) for r in rows))
+            out[table.name] = sorted(tuple(map(repr, r)) for r in rows)
     return out
 
 
@@ -104,7 +118,9 @@ def test_audit_export_streams_every_row_in_both_formats(ledger: Any) -> None:
     jsonl = "".join(ledger.audit.export(orgs[0].id, AuditFilter(), "jsonl")).splitlines()
     parsed = [json.loads(line) for line in jsonl]
     assert [r["id"] for r in parsed] == [r["id"] for r in rows]
-    table = list(csv.DictReader(io.StringIO("".join(ledger.audit.export(orgs[0].id, AuditFilter(), "csv")))))
+    table = list(
+        csv.DictReader(io.StringIO("".join(ledger.audit.export(orgs[0].id, AuditFilter(), "csv"))))
+    )
     assert [int(r["id"]) for r in table] == [r["id"] for r in rows]
     suspended = ledger.audit.page(orgs[0].id, AuditFilter(action="license.suspended"))
     assert suspended and all(r["action"] == "license.suspended" for r in suspended)
@@ -139,11 +155,13 @@ def test_validations_against_an_unknown_org_are_not_recorded(ledger: Any, org: A
 
 def _worker(settings: Any) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
-    env.update({
-        "LEDGER_DATA_DIR": str(settings.data_dir),
-        "LEDGER_POLL_INTERVAL": "0.01",
-        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
-    })
+    env.update(
+        {
+            "LEDGER_DATA_DIR": str(settings.data_dir),
+            "LEDGER_POLL_INTERVAL": "0.01",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        }
+    )
     if settings.database_url:
         env["LEDGER_DATABASE_URL"] = settings.database_url
         env["LEDGER_DATABASE_SCHEMA"] = settings.database_schema
@@ -151,7 +169,9 @@ def _worker(settings: Any) -> subprocess.Popen[bytes]:
     try:
         return subprocess.Popen(
             [sys.executable, "-c", "from ledger.cli import main; main()", "worker", "projections"],
-            env=env, stdout=subprocess.DEVNULL, stderr=log,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
         )
     finally:
         log.close()

@@ -80,9 +80,7 @@ def world(ledger: Any) -> Iterator[World]:
     for i in range(N_ORGS):
         actor = Actor(kind="cli", id="t")
         org = ledger.app.create_organization(f"Org {i}", actor, RequestContext())
-        key, token = ledger.create_api_key(
-            org.id, name="admin", permissions=["admin"], actor=actor
-        )
+        key, token = ledger.create_api_key(org.id, name="admin", permissions=["admin"], actor=actor)
         made.append((str(org.id), key.key_id, token))
     with LiveServer(create_app(ledger=ledger)) as server:
         clients = [

@@ -31,15 +31,29 @@ def _seed(conn: sa.Connection, org: str, n: int) -> None:
         lid, pid = str(uuid.uuid4()), str(uuid.uuid4())
         conn.execute(
             sa.insert(policies).values(
-                policy_id=pid, org_id=org, name=f"p{i}", expiration_strategy="RESTRICT_ACCESS",
-                grace_period_seconds=0, entitlements="[]", created_at=now,
+                policy_id=pid,
+                org_id=org,
+                name=f"p{i}",
+                expiration_strategy="RESTRICT_ACCESS",
+                grace_period_seconds=0,
+                entitlements="[]",
+                created_at=now,
             )
         )
         conn.execute(
             sa.insert(licenses).values(
-                license_id=lid, org_id=org, policy_id=pid, revoked=False, suspended=False,
-                grace_period_seconds=0, expiration_strategy="RESTRICT_ACCESS", machines="{}",
-                entitlements="[]", created_at=now, updated_at=now, version=1,
+                license_id=lid,
+                org_id=org,
+                policy_id=pid,
+                revoked=False,
+                suspended=False,
+                grace_period_seconds=0,
+                expiration_strategy="RESTRICT_ACCESS",
+                machines="{}",
+                entitlements="[]",
+                created_at=now,
+                updated_at=now,
+                version=1,
             )
         )
         conn.execute(
@@ -104,8 +118,13 @@ def test_flushing_a_row_of_another_org_is_refused(seeded: Any) -> None:
     with TenantSession(seeded.writer, A, row_security=False) as s:
         row = PolicyRow()
         for key, value in dict(
-            policy_id=str(uuid.uuid4()), org_id=B, name="x", expiration_strategy="RESTRICT_ACCESS",
-            grace_period_seconds=0, entitlements="[]", created_at=datetime.now(UTC),
+            policy_id=str(uuid.uuid4()),
+            org_id=B,
+            name="x",
+            expiration_strategy="RESTRICT_ACCESS",
+            grace_period_seconds=0,
+            entitlements="[]",
+            created_at=datetime.now(UTC),
         ).items():
             setattr(row, key, value)
         s.add(row)

@@ -30,8 +30,11 @@ class Env:
 
     def endpoint(self, receiver: Receiver, types: list[str] | None = None) -> tuple[Any, str]:
         return self.ledger.webhooks.create(  # type: ignore[no-any-return]
-            self.org.id, url=receiver.url, event_types=types or ["license.*"],
-            actor=ACTOR, context=CTX,
+            self.org.id,
+            url=receiver.url,
+            event_types=types or ["license.*"],
+            actor=ACTOR,
+            context=CTX,
         )
 
     def issue(self, **kw: Any) -> Any:
@@ -57,10 +60,14 @@ class Env:
 def env(make_settings: Callable[..., Any]) -> Iterator[Env]:
     from ledger.bootstrap import bootstrap
 
-    led = bootstrap(make_settings(
-        webhook_allow_loopback=True, webhook_timeout=0.5,
-        webhook_retry_schedule=[0.2, 0.2, 0.2], webhook_disable_after=3600,
-    ))
+    led = bootstrap(
+        make_settings(
+            webhook_allow_loopback=True,
+            webhook_timeout=0.5,
+            webhook_retry_schedule=[0.2, 0.2, 0.2],
+            webhook_disable_after=3600,
+        )
+    )
     yield Env(led)
     led.close()
 
@@ -99,7 +106,8 @@ def test_deliveries_verify_with_our_verifier_and_with_standardwebhooks(
         assert b"ada@example.com" not in r.body and b"Lovelace" not in r.body
         assert r.body == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     assert [json.loads(r.body)["type"] for r in ours.requests] == [
-        "license.issued", "license.suspended"
+        "license.issued",
+        "license.suspended",
     ]
     assert all(d["status"] == "delivered" for d in env.deliveries(ep1) + env.deliveries(ep2))
 
@@ -145,8 +153,9 @@ def test_500_is_retried_with_every_attempt_recorded(env: Env, receivers: list[Re
 
 
 def test_429_retry_after_is_honoured(env: Env, receivers: list[Receiver]) -> None:
-    receiver = Receiver(behaviour=lambda n: (429, {"Retry-After": "1"}, 0.0) if n == 0
-                        else (204, {}, 0.0)).start()
+    receiver = Receiver(
+        behaviour=lambda n: (429, {"Retry-After": "1"}, 0.0) if n == 0 else (204, {}, 0.0)
+    ).start()
     receivers.append(receiver)
     env.endpoint(receiver)
     env.issue()
@@ -203,9 +212,13 @@ def test_a_replayed_request_is_rejected(env: Env, receivers: list[Receiver]) -> 
     import httpx
 
     first = receiver.requests[0]
-    replay = httpx.post(receiver.url, content=first.body, headers={
-        k: v for k, v in first.headers.items() if k.lower().startswith(("webhook-", "x-sig"))
-    })
+    replay = httpx.post(
+        receiver.url,
+        content=first.body,
+        headers={
+            k: v for k, v in first.headers.items() if k.lower().startswith(("webhook-", "x-sig"))
+        },
+    )
     assert replay.status_code == 400
     assert "replay" in (receiver.requests[-1].error or "")
     with pytest.raises(WebhookVerificationError):
@@ -263,8 +276,9 @@ def test_a_failed_delivery_can_be_sent_again_by_hand(env: Env, receivers: list[R
     env.run_until(lambda: env.deliveries(ep)[0]["status"] == "failed")
     assert env.deliveries(ep)[0]["attempt_count"] == 4  # first try + 3 retries
     receiver.behaviour = lambda n: (204, {}, 0.0)
-    env.ledger.webhook_view.redeliver(env.org.id, ep.id, env.deliveries(ep)[0]["id"],
-                                      env.app.clock())
+    env.ledger.webhook_view.redeliver(
+        env.org.id, ep.id, env.deliveries(ep)[0]["id"], env.app.clock()
+    )
     env.run_until(lambda: env.deliveries(ep)[0]["status"] == "delivered")
     assert env.deliveries(ep)[0]["attempt_count"] == 5
 

@@ -29,8 +29,13 @@ def test_raw_sql_appears_only_in_ledger_sql() -> None:
 
 
 def test_the_scan_recognises_raw_sql() -> None:
-    for line in ('conn.execute(sa.text("SELECT 1"))', "conn.exec_driver_sql('BEGIN')",
-                 'cur.execute("PRAGMA x")', 'c.execute(f"DROP {t}")', 'sql.SQL("LISTEN {}")'):
+    for line in (
+        'conn.execute(sa.text("SELECT 1"))',
+        "conn.exec_driver_sql('BEGIN')",
+        'cur.execute("PRAGMA x")',
+        'c.execute(f"DROP {t}")',
+        'sql.SQL("LISTEN {}")',
+    ):
         assert RAW.search(line), line
     assert not RAW.search("conn.execute(sa.select(t))")
     assert RAW.search(HOME.read_text(encoding="utf-8"))

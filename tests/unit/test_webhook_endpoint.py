@@ -22,7 +22,9 @@ def test_filters_accept_exact_names_prefix_wildcards_and_star() -> None:
     assert "license.suspended" in KNOWN and "license.issued" in KNOWN
     assert not any(t.startswith("webhook_endpoint.") for t in KNOWN)
     assert check_event_types(["license.*", "policy.created", "*"], KNOWN) == [
-        "*", "license.*", "policy.created"
+        "*",
+        "license.*",
+        "policy.created",
     ]
     for bad in (["license.exploded"], ["nope.*"], [], ["license"]):
         with pytest.raises(UnknownEventTypeError):
@@ -44,19 +46,43 @@ def test_the_payload_carries_no_personal_data() -> None:
     pd = PersonalData("subject", "ada@example.com")
     actor = Actor(kind="api_key", id="k1", email=PersonalData("s", "op@example.com"))
     ev = License.Issued(
-        originator_id=uuid4(), originator_version=1, timestamp=datetime.now(UTC),
-        originator_topic="ledger.domain.license:License", org_id=uuid4(), policy_id=None,
-        expires_at=None, grace_period_seconds=0, expiration_strategy="RESTRICT_ACCESS",
-        max_machines=3, entitlements=["pro"], licensee_name=PersonalData("s", "Ada"),
-        licensee_email=pd, metadata={"email": "x@example.com"}, key_claims={"lid": "x"},
-        key_hash="ab" * 32, actor=actor,
+        originator_id=uuid4(),
+        originator_version=1,
+        timestamp=datetime.now(UTC),
+        originator_topic="ledger.domain.license:License",
+        org_id=uuid4(),
+        policy_id=None,
+        expires_at=None,
+        grace_period_seconds=0,
+        expiration_strategy="RESTRICT_ACCESS",
+        max_machines=3,
+        entitlements=["pro"],
+        licensee_name=PersonalData("s", "Ada"),
+        licensee_email=pd,
+        metadata={"email": "x@example.com"},
+        key_claims={"lid": "x"},
+        key_hash="ab" * 32,
+        actor=actor,
         context=RequestContext(ip=PersonalData("s", "203.0.113.9")),
     )
-    body = thin_payload_dict(ev, org_id="o", org_seq=7, originator_id=ev.originator_id,
-                             version=1, topic="ledger.domain.license:License.Issued")
+    body = thin_payload_dict(
+        ev,
+        org_id="o",
+        org_seq=7,
+        originator_id=ev.originator_id,
+        version=1,
+        topic="ledger.domain.license:License.Issued",
+    )
     text = repr(body)
-    for secret in ("ada@example.com", "Ada", "op@example.com", "203.0.113.9", "x@example.com",
-                   "ab" * 32, "k1"):
+    for secret in (
+        "ada@example.com",
+        "Ada",
+        "op@example.com",
+        "203.0.113.9",
+        "x@example.com",
+        "ab" * 32,
+        "k1",
+    ):
         assert secret not in text
     assert body["type"] == "license.issued" and body["org_seq"] == 7
     assert body["data"]["max_machines"] == 3 and body["data"]["entitlements"] == ["pro"]
@@ -69,5 +95,7 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
     assert parse_retry_after("99999999", now) == 86400
-    assert parse_retry_after((now - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT"),
-                             now) == 0
+    assert (
+        parse_retry_after((now - timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT"), now)
+        == 0
+    )

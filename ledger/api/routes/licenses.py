@@ -97,7 +97,11 @@ def list_licenses(
     return {"data": data, "next_cursor": next_cursor}
 
 
-@router.get("/{license_id}", response_model=LicenseOut, summary="Read a license (optionally as of a past instant)")
+@router.get(
+    "/{license_id}",
+    response_model=LicenseOut,
+    summary="Read a license (optionally as of a past instant)",
+)
 def read(
     license_id: str,
     who: Auth,
@@ -162,7 +166,9 @@ def revoke(license_id: str, who: Auth, ledger: Led, body: Reason | None = None) 
 
 
 @router.post("/{license_id}/actions/check-in", response_model=LicenseOut)
-def check_in(license_id: str, who: Auth, ledger: Led, body: CheckIn | None = None) -> dict[str, Any]:
+def check_in(
+    license_id: str, who: Auth, ledger: Led, body: CheckIn | None = None
+) -> dict[str, Any]:
     who.require("licenses:write")
     lic = ledger.app.check_in(
         who.org_id,

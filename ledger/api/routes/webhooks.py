@@ -29,7 +29,9 @@ PERMISSION = "webhooks:manage"
 class EndpointCreate(Strict):
     url: str = Field(min_length=1, max_length=2048, examples=["https://example.com/hooks/ledger"])
     event_types: list[str] = Field(
-        default_factory=lambda: ["license.*"], min_length=1, max_length=100,
+        default_factory=lambda: ["license.*"],
+        min_length=1,
+        max_length=100,
         examples=[["license.*"], ["license.suspended", "license.revoked"]],
     )
     description: str = Field(default="", max_length=500)
@@ -44,7 +46,9 @@ class EndpointUpdate(Strict):
 
 class RotateSecret(Strict):
     overlap_seconds: int | None = Field(
-        default=None, ge=0, le=30 * 86400,
+        default=None,
+        ge=0,
+        le=30 * 86400,
         description="how long the current secret keeps signing (default 24 h)",
     )
 
@@ -102,10 +106,17 @@ def _id(value: str) -> UUID:
 
 def endpoint_out(ep: WebhookEndpoint, **extra: Any) -> dict[str, Any]:
     return {
-        "id": str(ep.id), "org_id": str(ep.org_id), "url": ep.url,
-        "event_types": ep.event_types, "description": ep.description, "enabled": ep.enabled,
-        "disabled_reason": ep.disabled_reason, "secret_ids": [s["id"] for s in ep.secrets],
-        "created_at": ep.created_on, "updated_at": ep.modified_on, **extra,
+        "id": str(ep.id),
+        "org_id": str(ep.org_id),
+        "url": ep.url,
+        "event_types": ep.event_types,
+        "description": ep.description,
+        "enabled": ep.enabled,
+        "disabled_reason": ep.disabled_reason,
+        "secret_ids": [s["id"] for s in ep.secrets],
+        "created_at": ep.created_on,
+        "updated_at": ep.modified_on,
+        **extra,
     }
 
 
@@ -186,8 +197,11 @@ def enable(endpoint_id: str, who: Auth, ledger: Led) -> dict[str, Any]:
     return endpoint_out(ep)
 
 
-@router.get("/{endpoint_id}/deliveries", response_model=list[DeliveryOut],
-            summary="Deliveries, newest first, each with every attempt")
+@router.get(
+    "/{endpoint_id}/deliveries",
+    response_model=list[DeliveryOut],
+    summary="Deliveries, newest first, each with every attempt",
+)
 def deliveries(
     endpoint_id: str,
     who: Auth,
@@ -202,8 +216,11 @@ def deliveries(
     )
 
 
-@router.post("/{endpoint_id}/deliveries/{delivery_id}/actions/redeliver", status_code=202,
-             summary="Send a delivery again (fresh retry schedule, head of the queue)")
+@router.post(
+    "/{endpoint_id}/deliveries/{delivery_id}/actions/redeliver",
+    status_code=202,
+    summary="Send a delivery again (fresh retry schedule, head of the queue)",
+)
 def redeliver(endpoint_id: str, delivery_id: int, who: Auth, ledger: Led) -> dict[str, Any]:
     who.require(PERMISSION)
     ledger.webhook_view.redeliver(who.org_id, _id(endpoint_id), delivery_id, ledger.app.clock())
