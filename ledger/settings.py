@@ -17,6 +17,12 @@ class Settings(BaseSettings):
         default=None, description="postgresql://user:pass@host:port/db; SQLite in data_dir if unset"
     )
     database_schema: str | None = Field(default=None, description="PostgreSQL schema to use")
+    database_pool_size: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="PostgreSQL connections kept open per pool, per process",
+    )
     kek: SecretStr | None = Field(
         default=None, description="key-encryption key (base64 of 32 bytes); else data_dir/kek.key"
     )

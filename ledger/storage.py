@@ -36,7 +36,8 @@ def event_store_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_PORT": str(url.port or 5432),
         "POSTGRES_USER": unquote(url.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(url.password or ""),
-        "POSTGRES_POOL_SIZE": "10",
+        # Kept small: the library opens the whole pool at start, once per process; bursts overflow.
+        "POSTGRES_POOL_SIZE": str(settings.database_pool_size),
         "POSTGRES_MAX_OVERFLOW": "20",
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_CONNECT_TIMEOUT": "10",
@@ -70,7 +71,11 @@ def create_store_engines(settings: Settings) -> tuple[Engine, Engine]:
     if settings.database_schema:
         connect_args["options"] = f"-csearch_path={settings.database_schema}"
     engine = sa.create_engine(
-        url, connect_args=connect_args, pool_size=10, max_overflow=20, pool_pre_ping=True
+        url,
+        connect_args=connect_args,
+        pool_size=settings.database_pool_size,
+        max_overflow=20,
+        pool_pre_ping=True,
     )
     return engine, engine
 

@@ -60,7 +60,7 @@ def ledger_commands(settings: Any, n: int) -> float:
     led = bootstrap(settings)
     actor, ctx = Actor(kind="cli", id="bench"), RequestContext()
     org = led.app.create_organization("bench", actor, ctx)
-    policy = led.app.create_policy(org.id, name="p", max_machines=10, actor=actor, context=ctx)
+    policy = led.app.create_policy(org.id, name="p", max_machines=None, actor=actor, context=ctx)
     lics = [
         led.app.issue_license(org.id, policy_id=policy.id, actor=actor, context=ctx).license.id
         for _ in range(50)
