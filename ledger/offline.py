@@ -234,6 +234,12 @@ def _is_uuid(value: object) -> bool:
 
 def check_claims(claims: object) -> dict[str, Any]:
     """Validate version-1 claims (schema only, not time); ValueError if ill-formed."""
+    _check_claims(claims)
+    return cast(dict[str, Any], claims)
+
+
+def _check_claims(claims: object) -> tuple[datetime, datetime | None]:
+    """Validate version-1 claims; return (issued_at, expires_at) parsed."""
     if not isinstance(claims, dict) or set(claims) != _CLAIM_NAMES:
         raise ValueError(f"claims must be an object with exactly {sorted(_CLAIM_NAMES)}")
     v = claims["v"]
@@ -247,7 +253,8 @@ def check_claims(claims: object) -> dict[str, Any]:
     if claims["policy_id"] is not None and not _is_uuid(claims["policy_id"]):
         raise ValueError("policy_id must be a canonical UUID string or null")
     issued_at = parse_time(claims["issued_at"])
-    if claims["expires_at"] is not None and parse_time(claims["expires_at"]) < issued_at:
+    expires_at = None if claims["expires_at"] is None else parse_time(claims["expires_at"])
+    if expires_at is not None and expires_at < issued_at:
         raise ValueError("expires_at is before issued_at")
     entitlements = claims["entitlements"]
     if not isinstance(entitlements, list) or not all(_is_text(e) and e for e in entitlements):
@@ -257,7 +264,7 @@ def check_claims(claims: object) -> dict[str, Any]:
     max_machines = claims["max_machines"]
     if max_machines is not None and (type(max_machines) is not int or max_machines < 0):
         raise ValueError("max_machines must be a non-negative integer or null")
-    return claims
+    return issued_at, expires_at
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -292,10 +299,10 @@ def _verify(key: object, keyset: KeySet, now: datetime, skew: timedelta) -> dict
         raise ValueError("unknown or retired kid")
     if not _verify_signature(public_key, (KEY_PREFIX + encoded).encode("ascii"), signature):
         raise ValueError("bad signature")
-    check_claims(claims)
-    if parse_time(claims["issued_at"]) > now + skew:
+    issued_at, expires_at = _check_claims(claims)
+    if issued_at > now + skew:
         raise ValueError("issued in the future")
-    if claims["expires_at"] is not None and now > parse_time(claims["expires_at"]) + skew:
+    if expires_at is not None and now > expires_at + skew:
         raise ValueError("expired")
     return claims
 
