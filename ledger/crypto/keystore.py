@@ -179,16 +179,23 @@ class KeyStore:
     # ---------------------------------------------------------------- leases
 
     def _take(self, owner: str, org_id: str | None) -> _Lease | None:
-        now = time.monotonic()
-        with self._lock:
-            lease = self._leases.get(owner)
-            if lease is None or lease.next >= lease.end or lease.expires <= now:
-                lease = self._new_lease(owner, org_id, now)
-                if lease is None:
-                    return None
-                self._leases[owner] = lease
-            lease.next += 1
-            return lease
+        # Never hold self._lock across database work: a projection batch holding the store's
+        # write lock takes self._lock to memoise opened values, so waiting for the write lock
+        # while holding self._lock would deadlock the two until SQLite's busy timeout.
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                lease = self._leases.get(owner)
+                if lease is not None and lease.next < lease.end and lease.expires > now:
+                    lease.next += 1
+                    return lease
+            fresh = self._new_lease(owner, org_id, now)
+            if fresh is None:
+                return None
+            with self._lock:
+                current = self._leases.get(owner)
+                if current is None or current.next >= current.end or current.expires <= now:
+                    self._leases[owner] = fresh  # else another thread's lease won; loop to use it
 
     def _new_lease(self, owner: str, org_id: str | None, now: float) -> _Lease | None:
         subject = owner.removeprefix("subject:") if owner != EVENTS else None
