@@ -135,6 +135,12 @@ class LedgerApplication(Application[UUID]):
             return agg, result
         raise ConcurrencyError("too many concurrent changes to the same object; try again")
 
+    def _change_license(
+        self, org_id: UUID, license_id: UUID, change: Callable[[License], object]
+    ) -> License:
+        """Apply one command to a license of ``org_id`` (retried on concurrent changes)."""
+        return self._modify(License, org_id, license_id, LicenseNotFoundError, change)[0]
+
     # ------------------------------------------------------------------ organizations
 
     def create_organization(self, name: str, actor: Actor, context: RequestContext) -> Organization:
@@ -319,13 +325,9 @@ class LedgerApplication(Application[UUID]):
         actor: Actor,
         context: RequestContext,
     ) -> License:
-        return self._modify(
-            License,
-            org_id,
-            license_id,
-            LicenseNotFoundError,
-            lambda lic: lic.deactivate_machine(fingerprint, actor, context),
-        )[0]
+        return self._change_license(
+            org_id, license_id, lambda lic: lic.deactivate_machine(fingerprint, actor, context)
+        )
 
     def suspend(
         self,
@@ -336,24 +338,14 @@ class LedgerApplication(Application[UUID]):
         actor: Actor,
         context: RequestContext,
     ) -> License:
-        return self._modify(
-            License,
-            org_id,
-            license_id,
-            LicenseNotFoundError,
-            lambda lic: lic.suspend(reason, actor, context),
-        )[0]
+        return self._change_license(
+            org_id, license_id, lambda lic: lic.suspend(reason, actor, context)
+        )
 
     def reinstate(
         self, org_id: UUID, license_id: UUID, *, actor: Actor, context: RequestContext
     ) -> License:
-        return self._modify(
-            License,
-            org_id,
-            license_id,
-            LicenseNotFoundError,
-            lambda lic: lic.reinstate(actor, context),
-        )[0]
+        return self._change_license(org_id, license_id, lambda lic: lic.reinstate(actor, context))
 
     def revoke(
         self,
@@ -364,13 +356,9 @@ class LedgerApplication(Application[UUID]):
         actor: Actor,
         context: RequestContext,
     ) -> License:
-        return self._modify(
-            License,
-            org_id,
-            license_id,
-            LicenseNotFoundError,
-            lambda lic: lic.revoke(reason, actor, context),
-        )[0]
+        return self._change_license(
+            org_id, license_id, lambda lic: lic.revoke(reason, actor, context)
+        )
 
     def renew(
         self,
@@ -405,7 +393,7 @@ class LedgerApplication(Application[UUID]):
             )
             lic.renew(basis, expires_at, claims, key_sha256(key), actor, context)
 
-        return self._modify(License, org_id, license_id, LicenseNotFoundError, change)[0]
+        return self._change_license(org_id, license_id, change)
 
     def change_entitlements(
         self,
@@ -443,13 +431,9 @@ class LedgerApplication(Application[UUID]):
         actor: Actor,
         context: RequestContext,
     ) -> License:
-        return self._modify(
-            License,
-            org_id,
-            license_id,
-            LicenseNotFoundError,
-            lambda lic: lic.check_in(fingerprint, actor, context),
-        )[0]
+        return self._change_license(
+            org_id, license_id, lambda lic: lic.check_in(fingerprint, actor, context)
+        )
 
     # ------------------------------------------------------------------ API keys
 
