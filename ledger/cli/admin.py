@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ledger.cli.common import (
     JsonOpt,
+    cli_actor,
     cli_context,
     console,
     emit,
@@ -25,12 +26,6 @@ policy_app = typer.Typer(
 )
 keys_app = typer.Typer(help="License-signing keys.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for the HTTP API.", no_args_is_help=True)
-
-
-def _actor() -> Any:
-    from ledger.bootstrap import cli_actor
-
-    return cli_actor()
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
@@ -50,11 +45,11 @@ def org_create(
 ) -> None:
     """Create an organization (and, by default, an admin API key shown once)."""
     with opened() as ledger:
-        org = ledger.app.create_organization(name, _actor(), cli_context())
+        org = ledger.app.create_organization(name, cli_actor(), cli_context())
         out: dict[str, Any] = {"id": str(org.id), "name": org.name}
         if admin_key:
             _, token = ledger.create_api_key(
-                org.id, name="admin", permissions=["admin"], actor=_actor()
+                org.id, name="admin", permissions=["admin"], actor=cli_actor()
             )
             out["admin_api_key"] = token
         emit(
@@ -105,7 +100,7 @@ def policy_create(
             expiration_strategy=strategy,
             grace_period_seconds=grace,
             entitlements=entitlement,
-            actor=_actor(),
+            actor=cli_actor(),
             context=cli_context(),
         )
         emit(
@@ -192,7 +187,7 @@ def apikey_create(
     expiry = parse_time(expires_at, "--expires-at") if expires_at is not None else None
     with opened() as ledger:
         key, token = ledger.create_api_key(
-            org_id, name=name, permissions=permission, actor=_actor(), expires_at=expiry
+            org_id, name=name, permissions=permission, actor=cli_actor(), expires_at=expiry
         )
         emit(
             {
@@ -215,7 +210,7 @@ def apikey_revoke(
     """Revoke an API key now."""
     org_id = parse_uuid(org, "--org")
     with opened() as ledger:
-        ledger.app.revoke_api_key(org_id, key_id, actor=_actor(), context=cli_context())
+        ledger.app.revoke_api_key(org_id, key_id, actor=cli_actor(), context=cli_context())
         emit(
             {"key_id": key_id, "revoked": True},
             json_out,
@@ -266,7 +261,7 @@ def apikey_rotate(
     org_id = parse_uuid(org, "--org")
     with opened() as ledger:
         old, new, token = ledger.rotate_api_key(
-            org_id, key_id, actor=_actor(), context=cli_context(), grace_seconds=grace
+            org_id, key_id, actor=cli_actor(), context=cli_context(), grace_seconds=grace
         )
         emit(
             {

@@ -72,6 +72,13 @@ def cli_context() -> RequestContext:
     return RequestContext.none()
 
 
+def cli_actor() -> Any:
+    """The operator running the CLI, as the actor of the events it appends."""
+    from ledger.bootstrap import cli_actor as actor
+
+    return actor()
+
+
 def parse_uuid(value: str, what: str) -> UUID:
     try:
         return UUID(value)

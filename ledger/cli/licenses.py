@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ledger.cli.common import (
     JsonOpt,
+    cli_actor,
     cli_context,
     console,
     emit,
@@ -24,12 +25,6 @@ from ledger.cli.common import (
 app = typer.Typer(help="Licenses.", no_args_is_help=True)
 
 OrgOpt = typer.Option(..., "--org", envvar="LEDGER_ORG", help="organization id (or LEDGER_ORG)")
-
-
-def _actor() -> Any:
-    from ledger.bootstrap import cli_actor
-
-    return cli_actor()
 
 
 def print_license(d: dict[str, Any]) -> None:
@@ -91,7 +86,7 @@ def issue(
             licensee_name=name,
             licensee_email=email,
             metadata=meta,
-            actor=_actor(),
+            actor=cli_actor(),
             context=cli_context(),
         )
         emit(license_out(ledger, issued.license, ledger.app.clock()), json_out, print_license)
@@ -150,7 +145,9 @@ def suspend(license_id: str, org: str = OrgOpt, reason: str = "", json_out: bool
         org,
         license_id,
         json_out,
-        lambda led, o, lid: led.app.suspend(o, lid, reason, actor=_actor(), context=cli_context()),
+        lambda led, o, lid: led.app.suspend(
+            o, lid, reason, actor=cli_actor(), context=cli_context()
+        ),
     )
 
 
@@ -161,7 +158,7 @@ def reinstate(license_id: str, org: str = OrgOpt, json_out: bool = JsonOpt) -> N
         org,
         license_id,
         json_out,
-        lambda led, o, lid: led.app.reinstate(o, lid, actor=_actor(), context=cli_context()),
+        lambda led, o, lid: led.app.reinstate(o, lid, actor=cli_actor(), context=cli_context()),
     )
 
 
@@ -182,7 +179,7 @@ def renew(
         license_id,
         json_out,
         lambda led, o, lid: led.app.renew(
-            o, lid, basis=basis, duration_seconds=duration, actor=_actor(), context=cli_context()
+            o, lid, basis=basis, duration_seconds=duration, actor=cli_actor(), context=cli_context()
         ),
     )
 
@@ -194,7 +191,9 @@ def revoke(license_id: str, org: str = OrgOpt, reason: str = "", json_out: bool 
         org,
         license_id,
         json_out,
-        lambda led, o, lid: led.app.revoke(o, lid, reason, actor=_actor(), context=cli_context()),
+        lambda led, o, lid: led.app.revoke(
+            o, lid, reason, actor=cli_actor(), context=cli_context()
+        ),
     )
 
 
@@ -212,7 +211,7 @@ def activate(
         license_id,
         json_out,
         lambda led, o, lid: led.app.activate_machine(
-            o, lid, fingerprint, name, actor=_actor(), context=cli_context()
+            o, lid, fingerprint, name, actor=cli_actor(), context=cli_context()
         )[0],
     )
 
@@ -230,7 +229,7 @@ def deactivate(
         license_id,
         json_out,
         lambda led, o, lid: led.app.deactivate_machine(
-            o, lid, fingerprint, actor=_actor(), context=cli_context()
+            o, lid, fingerprint, actor=cli_actor(), context=cli_context()
         ),
     )
 
@@ -249,7 +248,7 @@ def entitlements(
         license_id,
         json_out,
         lambda led, o, lid: led.app.change_entitlements(
-            o, lid, add=add, remove=remove, actor=_actor(), context=cli_context()
+            o, lid, add=add, remove=remove, actor=cli_actor(), context=cli_context()
         ),
     )
 
@@ -267,7 +266,7 @@ def check_in(
         license_id,
         json_out,
         lambda led, o, lid: led.app.check_in(
-            o, lid, fingerprint, actor=_actor(), context=cli_context()
+            o, lid, fingerprint, actor=cli_actor(), context=cli_context()
         ),
     )
 

@@ -10,17 +10,20 @@ from typing import Any
 
 import typer
 
-from ledger.cli.common import JsonOpt, cli_context, console, emit, fail, opened, parse_uuid
+from ledger.cli.common import (
+    JsonOpt,
+    cli_actor,
+    cli_context,
+    console,
+    emit,
+    fail,
+    opened,
+    parse_uuid,
+)
 from ledger.cli.ops import _wait_for_signal, worker_app
 
 webhook_app = typer.Typer(help="Webhook endpoints and their deliveries.", no_args_is_help=True)
 OrgOpt = typer.Option(..., "--org", envvar="LEDGER_ORG", help="organization id")
-
-
-def _actor() -> Any:
-    from ledger.bootstrap import cli_actor
-
-    return cli_actor()
 
 
 def _print_endpoint(d: dict[str, Any]) -> None:
@@ -58,7 +61,7 @@ def create(
             event_types=event_type,
             description=description,
             enabled=not disabled,
-            actor=_actor(),
+            actor=cli_actor(),
             context=cli_context(),
         )
         emit(_out(ep, secret=secret), json_out, _print_endpoint)
@@ -97,7 +100,7 @@ def rotate_secret(
             org_id,
             ep_id,
             overlap=None if overlap is None else timedelta(seconds=overlap),
-            actor=_actor(),
+            actor=cli_actor(),
             context=cli_context(),
         )
         emit(_out(ep, secret=secret, previous_secret_expires_at=until), json_out, _print_endpoint)
@@ -113,7 +116,9 @@ def disable(
     """Stop deliveries to an endpoint (its pending deliveries wait)."""
     org_id, ep_id = parse_uuid(org, "--org"), parse_uuid(endpoint, "ENDPOINT")
     with opened() as ledger:
-        ep = ledger.webhooks.disable(org_id, ep_id, reason, actor=_actor(), context=cli_context())
+        ep = ledger.webhooks.disable(
+            org_id, ep_id, reason, actor=cli_actor(), context=cli_context()
+        )
         emit(_out(ep), json_out, _print_endpoint)
 
 
@@ -124,7 +129,7 @@ def enable(
     """Resume deliveries to an endpoint."""
     org_id, ep_id = parse_uuid(org, "--org"), parse_uuid(endpoint, "ENDPOINT")
     with opened() as ledger:
-        ep = ledger.webhooks.enable(org_id, ep_id, actor=_actor(), context=cli_context())
+        ep = ledger.webhooks.enable(org_id, ep_id, actor=cli_actor(), context=cli_context())
         emit(_out(ep), json_out, _print_endpoint)
 
 
